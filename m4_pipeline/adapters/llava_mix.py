@@ -1,0 +1,125 @@
+"""The LLaVA-1.5 stage-2 instruction mix (``llava_v1_5_mix665k.json``) as multi-patch samples.
+
+Layout::
+
+    llava_v1_5_mix665k.json      [{id, image?, conversations: [{from, value}, ...]}, ...]
+    coco/train2017/  gqa/images/  ocr_vqa/images/  textvqa/train_images/  vg/VG_100K/  vg/VG_100K_2/
+
+``image`` is relative to the image root; the first human turn holds ``<image>``; some entries
+have no image (text-only). Each image becomes one slot of anyres patches: a base image plus the
+tiles of the best-fit grid, each patch recording its grid cell.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..formats import m4_record
+from ..media.images import encode_jpeg, open_image, read_image_file
+from ..media.patches import DEFAULT_PINPOINTS, AnyresTiler
+from ..sample import Media, Sample, Turn
+from ..synthetic import synthetic_image
+from .base import Adapter, RawRecord, SourceError, require_fields
+
+
+@dataclass
+class Params:
+    annotation: str = "llava_v1_5_mix665k.json"
+    image_root: str = "."
+    pinpoints: list[list[int]] = field(default_factory=lambda: [list(p) for p in DEFAULT_PINPOINTS])
+    patch_size: int = 384
+    include_text_only: bool = False
+    dataset_name: str = "LLaVA-1.5-mix665k"
+    task_instruction: str = ""
+
+
+class LLaVAMix(Adapter):
+    name = "llava_mix"
+    family = "m4"
+    Params = Params
+    description = "LLaVA-1.5 instruction mix (llava_v1_5_mix665k.json) as anyres multi-patch samples"
+
+    def list_records(self):
+        rel = self.params.annotation
+        path = self.root / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"llava_mix: annotation file {path} not found")
+        items = json.loads(path.read_text())
+        if not isinstance(items, list):
+            raise ValueError(f"llava_mix: {rel} must hold a JSON list")
+        seen: dict[str, int] = {}
+        for i, obj in enumerate(items):
+            sid = str(obj.get("id", f"index{i}")) if isinstance(obj, dict) else f"index{i}"
+            seen[sid] = seen.get(sid, 0) + 1
+            if seen[sid] > 1:  # the released mix repeats some ids; keep keys unique and stable
+                sid = f"{sid}-dup{seen[sid] - 1}"
+            yield RawRecord(rel, f"index {i}", sid, obj)
+
+    def to_sample(self, record: RawRecord) -> Sample:
+        p = self.params
+        obj = record.data
+        require_fields(obj, ("conversations",), record.locator)
+        turns = obj["conversations"]
+        if not isinstance(turns, list) or not all(isinstance(t, dict) and "from" in t and "value" in t for t in turns):
+            raise SourceError("invalid_annotation", f"{record.locator}: conversations must be [{{from, value}}, ...]")
+        image = obj.get("image")
+        if image is None and not p.include_text_only:
+            raise SourceError("filtered", f"{record.locator}: text-only conversation (include_text_only: false)")
+        media, paths = [], []
+        if image is not None:
+            rel = f"{p.image_root}/{image}" if p.image_root not in ("", ".") else image
+            data, _, _ = read_image_file(self.root / rel, rel)
+            tiler = AnyresTiler(pinpoints=p.pinpoints, patch_size=p.patch_size)
+            for patch in tiler.tile(open_image(data, rel)):
+                media.append(Media("patch", 0, encode_jpeg(patch.image), "jpg", grid=patch.grid,
+                                   size=list(patch.image.size)))
+            paths.append(image)
+        return Sample(
+            key="",
+            family="m4",
+            conversations=[Turn(t["from"], t["value"]) for t in turns],
+            record=m4_record(record.source_id, paths, dataset=p.dataset_name, question_type="open-ended",
+                             task_instruction=p.task_instruction),
+            media=media,
+        )
+
+
+def write_miniature(root: Path, *, seed: int = 0) -> None:
+    """A small mix: COCO, GQA, OCR-VQA, TextVQA and VG images of varied aspect ratios, one
+    text-only conversation, one id that repeats (as in the released file) and one exact
+    duplicate conversation under another id."""
+    root = Path(root)
+    entries = [
+        ("000000033471", "coco/train2017/000000033471.jpg", (640, 480)),
+        ("2354786", "gqa/images/2354786.jpg", (500, 333)),
+        ("1234567890", "ocr_vqa/images/1234567890.jpg", (300, 600)),
+        ("0a0bc91825468c45", "textvqa/train_images/0a0bc91825468c45.jpg", (1024, 300)),
+        ("VG_100K_2/1", "vg/VG_100K_2/1.jpg", (800, 600)),
+        ("000000033471", "coco/train2017/000000052846.jpg", (480, 640)),
+    ]
+    items = []
+    for i, (sid, rel, size) in enumerate(entries):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        synthetic_image(seed + 7000 + i, size).save(buf, "JPEG", quality=90)
+        path.write_bytes(buf.getvalue())
+        items.append({
+            "id": sid, "image": rel,
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat shapes are in the image?"},
+                {"from": "gpt", "value": f"The image shows {2 + i % 3} coloured shapes on a gradient."},
+                {"from": "human", "value": "Which colour dominates?"},
+                {"from": "gpt", "value": "A warm colour dominates the picture."},
+            ],
+        })  # fmt: skip
+    items.append(dict(items[1], id="gqa-repeat-2354786"))  # an exact duplicate under another id
+    items.append({
+        "id": "text-only-0",
+        "conversations": [{"from": "human", "value": "Write a haiku about data."},
+                          {"from": "gpt", "value": "Rows of quiet bytes / shuffled, hashed and written down / the model reads on."}],
+    })  # fmt: skip
+    (root / "llava_v1_5_mix665k.json").write_text(json.dumps(items, indent=1))

@@ -1,0 +1,110 @@
+"""Reading shards back with the ``webdataset`` library: validation and statistics."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+from .formats import FormatError, from_shard_json
+from .sample import Sample
+from .validate import validate_sample
+from .writer import file_sha256
+
+_MEDIA_FIELD = re.compile(r"^(\d+)\.[A-Za-z0-9]+$")
+
+
+def shard_paths(path: str | Path) -> list[Path]:
+    path = Path(path)
+    if path.is_dir():
+        paths = sorted(path.glob("*.tar"))
+        if not paths:
+            raise FileNotFoundError(f"no .tar shards in {path}")
+        return paths
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is neither a shard nor a folder of shards")
+    return [path]
+
+
+def iter_samples(paths: list[Path]) -> Iterator[tuple[str, Sample | None, str | None]]:
+    """(shard name, sample, error) for each sample in the shards, in order; no pickle decoding."""
+    import webdataset as wds
+
+    ds = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)
+    for item in ds:
+        shard = Path(item.get("__url__", "")).name
+        key = item["__key__"]
+        if "json" not in item:
+            yield shard, None, f"{key}: no {key}.json member"
+            continue
+        media = sorted((int(m.group(1)), v) for k, v in item.items() if (m := _MEDIA_FIELD.match(k)))
+        try:
+            record = json.loads(item["json"])
+            sample = from_shard_json(record, key, [v for _, v in media])
+        except (json.JSONDecodeError, FormatError, TypeError) as err:
+            yield shard, None, f"{key}: {err}"
+            continue
+        if [i for i, _ in media] != list(range(len(sample.media))):
+            yield shard, sample, f"{key}: media members {[i for i, _ in media]} do not match its {len(sample.media)} described media"
+            continue
+        yield shard, sample, None
+
+
+def validate_shards(path: str | Path) -> dict:
+    """Validate every sample against the template, and the shards against the index."""
+    paths = shard_paths(path)
+    problems: list[str] = []
+    count = 0
+    for _, sample, error in iter_samples(paths):
+        count += 1
+        if error:
+            problems.append(error)
+        if sample is not None:
+            problems += [str(p) for p in validate_sample(sample)]
+    index_file = paths[0].parent / "index.json"
+    if Path(path).is_dir() and index_file.is_file():
+        index = {s["name"]: s for s in json.loads(index_file.read_text())["shards"]}
+        on_disk = {p.name for p in paths}
+        for name in sorted(set(index) ^ on_disk):
+            problems.append(f"{name}: {'listed in index.json but missing' if name in index else 'not in index.json'}")
+        for p in paths:
+            if p.name in index and file_sha256(p) != index[p.name]["sha256"]:
+                problems.append(f"{p.name}: sha256 differs from index.json")
+    return {"shards": len(paths), "samples": count, "problems": problems}
+
+
+def shard_stats(path: str | Path) -> dict:
+    """Counts per dataset and family, media kinds, media per sample, turns and text length."""
+    per_dataset: dict[str, Counter] = defaultdict(Counter)
+    media_kinds: Counter = Counter()
+    total = Counter()
+    for _, sample, _ in iter_samples(shard_paths(path)):
+        if sample is None:
+            total["unreadable"] += 1
+            continue
+        meta = sample.record.get("metadata") or {}
+        dataset = meta.get("dataset") or (sample.provenance.dataset if sample.provenance else "?")
+        c = per_dataset[f"{sample.family}:{dataset}"]
+        c["samples"] += 1
+        c["media"] += len(sample.media)
+        c["slots"] += sample.num_slots
+        c["turns"] += len(sample.conversations)
+        c["text_chars"] += sum(len(t.value) for t in sample.conversations)
+        c["media_bytes"] += sum(len(m.data) for m in sample.media)
+        media_kinds.update(m.kind for m in sample.media)
+        total["samples"] += 1
+    datasets = {}
+    for name, c in sorted(per_dataset.items()):
+        n = c["samples"]
+        datasets[name] = {
+            "samples": n,
+            "media_per_sample": round(c["media"] / n, 2),
+            "placeholders_per_sample": round(c["slots"] / n, 2),
+            "turns_per_sample": round(c["turns"] / n, 2),
+            "text_chars_per_sample": round(c["text_chars"] / n, 1),
+            "media_bytes": c["media_bytes"],
+        }
+    return {"samples": total["samples"], "unreadable": total["unreadable"], "media_kinds": dict(media_kinds),
+            "datasets": datasets}

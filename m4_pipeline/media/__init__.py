@@ -1,0 +1,1 @@
+"""Media engines: plain Python (no Ray) used by the adapters."""

@@ -1,0 +1,192 @@
+"""The pipeline's stages as plain Python: plan work units, build and validate samples, dedup, account.
+
+The executor runs these on Ray; a unit test calls them directly. A *work unit* is a run of
+consecutive records of one source. Processing a unit normalizes each record into a sample
+(the adapter loads its media), validates it, and writes the valid samples to a staging tar
+fragment; it returns one small outcome row per record, which is all the driver ever sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+from .adapters import RawRecord, get_adapter
+from .errors import SourceError
+from .formats import FormatError
+from .recipe import Recipe
+from .sample import Sample
+from .validate import ValidationError, check_sample
+from .writer import sample_members, write_tar
+
+log = logging.getLogger(__name__)
+
+
+# --- planning (driver) -------------------------------------------------------------------------
+
+
+def adapter_spec(recipe: Recipe, source_name: str, sources_dir: Path) -> dict:
+    src = recipe.source(source_name)
+    return {
+        "adapter": src.adapter,
+        "root": str(Path(sources_dir) / src.path),
+        "params": dataclasses.asdict(src.params),
+        "source_name": src.name,
+    }
+
+
+@lru_cache(maxsize=32)
+def _adapter_from_json(spec_json: str):
+    spec = json.loads(spec_json)
+    cls = get_adapter(spec["adapter"])
+    return cls(spec["root"], cls.Params(**spec["params"]), source_name=spec["source_name"])
+
+
+def make_adapter(spec: dict):
+    """An adapter built from its spec, cached per process (workers reuse it across units)."""
+    return _adapter_from_json(json.dumps(spec, sort_keys=True))
+
+
+def plan_units(recipe: Recipe, sources_dir: Path) -> tuple[list[dict], dict[str, dict]]:
+    """List every source's records, apply the recipe's sampling, and cut them into work units.
+
+    Returns (units, listing counts per source). Records keep their listing position
+    (``ordinal``) so that ties are always broken the same way.
+    """
+    units, listing = [], {}
+    for src in recipe.sources:
+        spec = adapter_spec(recipe, src.name, sources_dir)
+        adapter = make_adapter(spec)
+        records = list(adapter.list_records())
+        chosen = src.sampling.select(list(enumerate(records)))
+        listing[src.name] = {"listed": len(records), "selected": len(chosen)}
+        step = recipe.output.records_per_unit
+        for start in range(0, len(chosen), step):
+            chunk = chosen[start : start + step]
+            units.append({
+                "unit_id": f"{_safe(src.name)}-{start // step:06d}",
+                "source": src.name,
+                "spec": json.dumps(spec, sort_keys=True),
+                "records": json.dumps([[ordinal, rec.to_json()] for ordinal, rec in chunk]),
+            })  # fmt: skip
+    return units, listing
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+
+
+# --- normalize -> media -> validate -> stage (workers) ------------------------------------------
+
+
+def fingerprint(sample: Sample) -> str:
+    """Exact-duplicate fingerprint: whitespace-normalized conversation text plus media bytes."""
+    h = hashlib.sha256()
+    for turn in sample.conversations:
+        h.update(turn.role.encode())
+        h.update(b"\x00")
+        h.update(" ".join(turn.value.split()).encode())
+        h.update(b"\x01")
+    for m in sample.media:
+        h.update(hashlib.sha256(m.data).digest())
+    return h.hexdigest()
+
+
+def process_unit(unit: dict, staging_dir: Path, *, recipe_name: str, recipe_version: str) -> list[dict]:
+    """Build, validate and stage one unit's samples; one outcome row per record."""
+    adapter = make_adapter(json.loads(unit["spec"]))
+    rows, members = [], []
+    for ordinal, rec_json in json.loads(unit["records"]):
+        record = RawRecord.from_json(rec_json)
+        row = {
+            "source": unit["source"],
+            "ordinal": ordinal,
+            "source_file": record.source_file,
+            "locator": record.locator,
+            "key": adapter.key_for(record),
+            "status": "ok",
+            "reason": "",
+            "detail": "",
+            "fingerprint": "",
+            "nbytes": 0,
+            "members": [],
+            "fragment": "",
+        }
+        try:
+            sample = adapter.build(record, recipe=recipe_name, recipe_version=recipe_version)
+            check_sample(sample)
+        except SourceError as err:
+            row.update(status="quarantined", reason=err.reason, detail=str(err))
+        except ValidationError as err:
+            row.update(status="quarantined", reason="validation", detail=str(err))
+        except FormatError as err:
+            row.update(status="quarantined", reason="invalid_annotation", detail=str(err))
+        except Exception as err:  # an adapter bug must not lose the record silently either
+            log.exception("unexpected error on %s %s", unit["source"], record.locator)
+            row.update(status="quarantined", reason="internal_error", detail=f"{type(err).__name__}: {err}")
+        else:
+            sample_files = sample_members(sample)
+            row.update(
+                fingerprint=fingerprint(sample),
+                nbytes=sum(len(d) + 1024 for _, d in sample_files),  # + tar header and padding, roughly
+                members=[name for name, _ in sample_files],
+                fragment=f"{unit['unit_id']}.tar",
+            )
+            members += sample_files
+        rows.append(row)
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    write_tar(staging_dir / f"{unit['unit_id']}.tar", members)
+    return rows
+
+
+# --- exact dedup and accounting (driver) --------------------------------------------------------
+
+
+def resolve_duplicates(rows: list[dict], *, exact: bool) -> list[dict]:
+    """Mark exact duplicates and key collisions among the valid rows, deterministically.
+
+    Within a group the kept sample is the one with the smallest key (then source, then
+    listing position); the others point to it with ``duplicate_of``.
+    """
+    order = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: (r["key"], r["source"], r["ordinal"]))
+    kept_by_key: dict[str, dict] = {}
+    kept_by_print: dict[str, dict] = {}
+    for row in order:
+        if exact and row["fingerprint"] in kept_by_print:
+            row.update(status="duplicate", reason="exact_duplicate", duplicate_of=kept_by_print[row["fingerprint"]]["key"])
+        elif row["key"] in kept_by_key:
+            first = kept_by_key[row["key"]]
+            row.update(status="quarantined", reason="duplicate_key",
+                       detail=f"key {row['key']} already used by {first['source']} {first['locator']}")
+        else:
+            kept_by_key[row["key"]] = row
+            kept_by_print[row["fingerprint"]] = row
+    return rows
+
+
+def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:
+    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates."""
+    stats: dict[str, dict] = {}
+    by_source: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_source[r["source"]].append(r)
+    for source, info in listing.items():
+        rs = by_source.get(source, [])
+        reasons = Counter(r["reason"] for r in rs if r["status"] == "quarantined")
+        s = {
+            "listed": info["listed"],
+            "read": len(rs),
+            "written": sum(r["status"] == "ok" for r in rs),
+            "quarantined": dict(sorted(reasons.items())),
+            "duplicates": sum(r["status"] == "duplicate" for r in rs),
+        }
+        if s["read"] != s["written"] + sum(reasons.values()) + s["duplicates"] or s["read"] != info["selected"]:
+            raise RuntimeError(f"counts do not reconcile for {source}: {s} (selected {info['selected']})")
+        stats[source] = s
+    return stats

@@ -1,0 +1,212 @@
+"""Declarative recipes: which sources to read, through which adapter, with which parameters.
+
+A recipe is a YAML file, validated on load; every error names the file and the bad key::
+
+    name: demo
+    version: "1"
+    output: {shard_max_samples: 1000, shard_max_bytes: 256MB}
+    dedup: {exact: true}
+    sources:
+      - name: nlvr2            # the source's name in provenance and statistics
+        adapter: nlvr2         # a name from ``m4 sources``
+        path: nlvr2            # relative to --sources
+        sampling: first:100    # all | first:N | random:N
+        seed: 0
+        params: {...}          # the adapter's own parameters (see its Params class)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.I)
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12}
+
+
+def parse_size(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise RecipeError(f"{where}: {value!r} is not a size (e.g. 256MB, 1GB, 1000000)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which of a source's records to use: all, the first N, or N chosen at random (seeded)."""
+
+    mode: str = "all"
+    n: int = 0
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: Any, seed: int, where: str) -> Sampling:
+        text = "all" if text is None else str(text).strip()
+        if text == "all":
+            return cls("all", 0, seed)
+        mode, _, num = text.partition(":")
+        if mode not in ("first", "random") or not num.isdigit():
+            raise RecipeError(f"{where}: sampling {text!r} is not one of all, first:N, random:N")
+        return cls(mode, int(num), seed)
+
+    def select(self, items: list) -> list:
+        """The chosen items, in their original order."""
+        if self.mode == "all" or self.n >= len(items):
+            return list(items)
+        if self.mode == "first":
+            return list(items[: self.n])
+        chosen = sorted(random.Random(self.seed).sample(range(len(items)), self.n))
+        return [items[i] for i in chosen]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    adapter: str
+    path: str
+    sampling: Sampling
+    params: Any  # the adapter's Params dataclass instance
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    shard_max_samples: int = 1000
+    shard_max_bytes: int = 256_000_000
+    records_per_unit: int = 32  # records per parallel work unit
+
+
+@dataclass(frozen=True)
+class DedupSpec:
+    exact: bool = True
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    sources: list[SourceSpec]
+    output: OutputSpec = field(default_factory=OutputSpec)
+    dedup: DedupSpec = field(default_factory=DedupSpec)
+    path: str = ""
+
+    def source(self, name: str) -> SourceSpec:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+_TOP_KEYS = {"name", "version", "description", "output", "dedup", "sources"}
+_SOURCE_KEYS = {"name", "adapter", "path", "sampling", "seed", "params"}
+
+
+def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise RecipeError(f"{where}: expected a mapping, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(allowed))}")
+    return obj
+
+
+def build_params(params_cls: type, given: Any, where: str) -> Any:
+    """Instantiate an adapter's Params dataclass, naming any unknown or ill-typed key."""
+    given = {} if given is None else given
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    _check_keys(given, set(fields), where)
+    for k, v in given.items():
+        default = getattr(params_cls, k, None) if fields[k].default is not dataclasses.MISSING else None
+        if default is not None and v is not None and not _same_kind(default, v):
+            raise RecipeError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
+    try:
+        return params_cls(**given)
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from err
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise RecipeError(f"recipe {path} not found") from err
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path}: not valid YAML: {err}") from err
+    return parse_recipe(raw, where=str(path))
+
+
+def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
+    from .adapters import get_adapter  # the registry; imported here to keep recipe loading light
+
+    raw = _check_keys(raw, _TOP_KEYS, where)
+    for required in ("name", "sources"):
+        if required not in raw:
+            raise RecipeError(f"{where}: missing key {required!r}")
+    out_raw = _check_keys(raw.get("output") or {}, {f.name for f in dataclasses.fields(OutputSpec)}, f"{where}: output")
+    output = OutputSpec(
+        shard_max_samples=int(out_raw.get("shard_max_samples", OutputSpec.shard_max_samples)),
+        shard_max_bytes=parse_size(out_raw.get("shard_max_bytes", OutputSpec.shard_max_bytes), f"{where}: output.shard_max_bytes"),
+        records_per_unit=int(out_raw.get("records_per_unit", OutputSpec.records_per_unit)),
+    )
+    if output.shard_max_samples < 1 or output.shard_max_bytes < 1 or output.records_per_unit < 1:
+        raise RecipeError(f"{where}: output: limits must be positive")
+    dedup = DedupSpec(**_check_keys(raw.get("dedup") or {}, {"exact"}, f"{where}: dedup"))
+    if not isinstance(raw["sources"], list) or not raw["sources"]:
+        raise RecipeError(f"{where}: 'sources' must be a non-empty list")
+    sources, seen = [], set()
+    for i, src in enumerate(raw["sources"]):
+        at = f"{where}: sources[{i}]"
+        src = _check_keys(src, _SOURCE_KEYS, at)
+        if "adapter" not in src:
+            raise RecipeError(f"{at}: missing key 'adapter'")
+        try:
+            adapter_cls = get_adapter(src["adapter"])
+        except KeyError as err:
+            raise RecipeError(f"{at}.adapter: {err.args[0]}") from err
+        name = str(src.get("name", src["adapter"]))
+        if name in seen:
+            raise RecipeError(f"{at}.name: source name {name!r} is used twice")
+        seen.add(name)
+        seed = src.get("seed", 0)
+        if not isinstance(seed, int):
+            raise RecipeError(f"{at}.seed: expected an integer, got {seed!r}")
+        sources.append(
+            SourceSpec(
+                name=name,
+                adapter=src["adapter"],
+                path=str(src.get("path", name)),
+                sampling=Sampling.parse(src.get("sampling"), seed, f"{at}.sampling"),
+                params=build_params(adapter_cls.Params, src.get("params"), f"{at}.params"),
+            )
+        )
+    return Recipe(
+        name=str(raw["name"]),
+        version=str(raw.get("version", "0")),
+        sources=sources,
+        output=output,
+        dedup=dedup,
+        path=where,
+    )

@@ -1,0 +1,102 @@
+"""The one sample type that flows through every stage, for both dataset families.
+
+A :class:`Sample` holds the conversation, the media in the order of the record's placeholders,
+the fields of the released record (M4-Instruct or ST-Align) and where it came from. Media are
+grouped into *slots*: one slot per placeholder (``<image>`` / ``<video>``). An image or a 3D view
+fills a slot alone; a video fills one slot with its frames; a tiled image fills one slot with its
+patches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Family = Literal["m4", "st"]
+MediaKind = Literal["image", "frame", "view", "patch"]
+MEDIA_KINDS: tuple[str, ...] = ("image", "frame", "view", "patch")
+ROLES = ("human", "gpt")
+
+_KEY_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass
+class Turn:
+    role: str  # "human" | "gpt" (the released ``from`` field)
+    value: str
+    extra: dict[str, Any] = field(default_factory=dict)  # other keys of the turn, kept as released
+
+
+@dataclass
+class Media:
+    """One image-like member of a sample.
+
+    ``data`` holds encoded bytes (``ext`` tells their format). Kind-specific fields:
+    frames carry ``frame_index`` and ``timestamp``; views carry ``pose`` (4x4 camera-to-world)
+    and ``intrinsics`` (3x3); patches carry ``grid`` ([row, col], or None for the base image).
+    """
+
+    kind: MediaKind
+    slot: int
+    data: bytes = field(repr=False, default=b"")
+    ext: str = "jpg"
+    frame_index: int | None = None
+    timestamp: float | None = None
+    pose: list[list[float]] | None = None
+    intrinsics: list[list[float]] | None = None
+    grid: list[int] | None = None
+    size: list[int] | None = None  # [width, height] of the encoded image
+
+    def describe(self) -> dict[str, Any]:
+        """The media's metadata without its bytes, as stored in the provenance."""
+        info = {k: v for k, v in asdict(self).items() if k != "data" and v is not None}
+        return info
+
+
+@dataclass
+class Provenance:
+    dataset: str  # source name in the recipe, e.g. "nlvr2"
+    source_file: str  # path relative to the source root
+    locator: str  # line / row / key inside the source file
+    recipe: str = ""
+    recipe_version: str = ""
+    adapter: str = ""
+
+
+@dataclass
+class Sample:
+    """One training sample, independent of the released format it came from or goes to.
+
+    ``record`` holds the released record's own fields other than the conversation
+    (M4: ``sample_id``, ``image``/``video``, ``choice_list``, ``metadata``; ST: ``id``, ``type``,
+    ``video``/``image``, ``meta``, ``variables``), in the released key order.
+    """
+
+    key: str
+    family: Family
+    conversations: list[Turn]
+    record: dict[str, Any] = field(default_factory=dict)
+    media: list[Media] = field(default_factory=list)
+    provenance: Provenance | None = None
+    conv_pos: int | None = None  # position of ``conversations`` among the record's keys; None: canonical
+
+    @property
+    def num_slots(self) -> int:
+        return len({m.slot for m in self.media})
+
+    def text(self) -> str:
+        return "\n".join(t.value for t in self.conversations)
+
+
+def make_key(source: str, source_id: str) -> str:
+    """A deterministic WebDataset key from (source, source id).
+
+    WebDataset splits a member name at its first dot, so keys hold only ``[A-Za-z0-9_-]``;
+    when the id had to be changed to fit, a short hash of the original keeps keys unique.
+    """
+    safe = _KEY_SAFE.sub("_", source_id).strip("_") or "x"
+    if safe != source_id:
+        safe = f"{safe}_{hashlib.sha1(source_id.encode()).hexdigest()[:8]}"
+    return f"{_KEY_SAFE.sub('_', source)}-{safe}"

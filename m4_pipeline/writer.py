@@ -1,0 +1,123 @@
+"""WebDataset tar writing: deterministic members, staging fragments, shards rotated by count and size.
+
+A sample is ``<key>.json`` (the released record plus ``provenance``) followed by one member per
+media item, ``<key>.<i>.<ext>``, in the order of the record's media list. Every member has fixed
+metadata (mtime 0, owner 0/0, mode 0644), so the same samples give byte-identical tars.
+Shards are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .formats import to_shard_json
+from .sample import Sample
+
+
+def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
+    record = to_shard_json(sample)
+    members = [(f"{sample.key}.json", dump_json(record))]
+    members += [(f"{sample.key}.{i}.{m.ext}", m.data) for i, m in enumerate(sample.media)]
+    return members
+
+
+def dump_json(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tf.addfile(info, io.BytesIO(data))
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> tuple[str, int]:
+    """Write members to ``path`` atomically; return (sha256, size in bytes)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        with tarfile.open(fileobj=fh, mode="w", format=tarfile.GNU_FORMAT) as tf:
+            for name, data in members:
+                add_member(tf, name, data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return file_sha256(path), path.stat().st_size
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ShardPlan:
+    index: int
+    name: str
+    entries: list[dict] = field(default_factory=list)  # outcome rows: key, fragment, members, nbytes
+    nbytes: int = 0
+
+
+def plan_shards(entries: list[dict], *, prefix: str, max_samples: int, max_bytes: int) -> list[ShardPlan]:
+    """Split key-sorted entries into shards of at most ``max_samples`` samples and about
+    ``max_bytes`` bytes (a single sample larger than the limit gets a shard of its own)."""
+    plans: list[ShardPlan] = []
+    current = None
+    for entry in entries:
+        size = entry["nbytes"]
+        if current is None or len(current.entries) >= max_samples or (
+            current.entries and current.nbytes + size > max_bytes
+        ):
+            current = ShardPlan(len(plans), f"{prefix}-{len(plans):06d}.tar")
+            plans.append(current)
+        current.entries.append(entry)
+        current.nbytes += size
+    return plans
+
+
+def write_shard(plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: dict[str, int]) -> dict:
+    """Copy the planned samples' members from their staging fragments into one shard.
+
+    ``num_samples`` maps an M4 ``metadata.dataset`` to its number of written samples, filled
+    into ``metadata.num_sample`` where the adapter left it empty.
+    """
+    members: list[tuple[str, bytes]] = []
+    open_fragments: dict[str, tarfile.TarFile] = {}
+    try:
+        for entry in plan.entries:
+            frag = entry["fragment"]
+            tf = open_fragments.get(frag)
+            if tf is None:
+                tf = open_fragments[frag] = tarfile.open(staging_dir / frag, "r")
+            for name in entry["members"]:
+                data = tf.extractfile(name).read()
+                if name.endswith(".json"):
+                    data = _fill_num_sample(data, num_samples)
+                members.append((name, data))
+    finally:
+        for tf in open_fragments.values():
+            tf.close()
+    sha, size = write_tar(out_dir / plan.name, members)
+    keys = [e["key"] for e in plan.entries]
+    return {"name": plan.name, "sha256": sha, "bytes": size, "samples": len(keys), "first_key": keys[0], "last_key": keys[-1]}
+
+
+def _fill_num_sample(data: bytes, num_samples: dict[str, int]) -> bytes:
+    record = json.loads(data)
+    meta = record.get("metadata")
+    if isinstance(meta, dict) and meta.get("num_sample", 0) is None:
+        meta["num_sample"] = num_samples.get(meta.get("dataset"), 0)
+        return dump_json(record)
+    return data

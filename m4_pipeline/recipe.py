@@ -128,7 +128,13 @@ def build_params(params_cls: type, given: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
     _check_keys(given, set(fields), where)
     for k, v in given.items():
-        default = getattr(params_cls, k, None) if fields[k].default is not dataclasses.MISSING else None
+        f = fields[k]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         if default is not None and v is not None and not _same_kind(default, v):
             raise RecipeError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
     try:

@@ -1,0 +1,125 @@
+import csv
+import importlib
+import json
+import pkgutil
+
+import pytest
+
+import m4_pipeline.adapters as adapters_pkg
+from m4_pipeline.adapters import ADAPTERS, get_adapter
+from m4_pipeline.validate import validate_sample
+
+
+def test_every_adapter_module_is_registered():
+    modules = {m.name for m in pkgutil.iter_modules(adapters_pkg.__path__)} - {"base"}
+    registered = {cls.__module__.rsplit(".", 1)[-1] for cls in ADAPTERS.values()}
+    assert modules == registered
+    for name in modules:
+        assert callable(importlib.import_module(f"m4_pipeline.adapters.{name}").write_miniature)
+
+
+def test_unknown_adapter_lists_the_valid_ones():
+    with pytest.raises(KeyError, match="valid adapters: llava_mix, nextqa, nlvr2, scanqa, vidstg"):
+        get_adapter("coco")
+
+
+def build_all(name, root, **params):
+    cls = ADAPTERS[name]
+    adapter = cls(root / name, cls.Params(**params))
+    samples = []
+    for record in adapter.list_records():
+        samples.append(adapter.build(record))
+    return samples
+
+
+def test_miniatures_follow_the_published_layouts(miniatures):
+    nlvr2 = miniatures / "nlvr2"
+    line = json.loads((nlvr2 / "data" / "train.json").read_text().splitlines()[0])
+    assert {"identifier", "sentence", "label", "left_url", "right_url", "synset", "query", "writer",
+            "validation", "extra_validations", "directory"} <= set(line)
+    stem = line["identifier"].rsplit("-", 1)[0]
+    assert (nlvr2 / "images" / "train" / str(line["directory"]) / f"{stem}-img0.png").is_file()
+    assert "directory" not in json.loads((nlvr2 / "data" / "dev.json").read_text().splitlines()[0])
+    with open(miniatures / "nextqa" / "dataset" / "nextqa" / "train.csv") as fh:
+        assert next(csv.reader(fh)) == "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4".split(",")
+    vid_map = json.loads((miniatures / "nextqa" / "dataset" / "nextqa" / "map_vid_vidorID.json").read_text())
+    assert all((miniatures / "nextqa" / "NExTVideo" / f"{v}.mp4").is_file() for v in vid_map.values())
+    scene = miniatures / "scanqa" / "scans" / "scene0000_00"
+    for rel in ("scene0000_00_vh_clean_2.ply", "scene0000_00.txt", "pose/0.txt", "intrinsic/intrinsic_color.txt",
+                "color/0.jpg", "depth/0.png"):
+        assert (scene / rel).is_file(), rel
+    qa = json.loads((miniatures / "scanqa" / "qa" / "ScanQA_v1.0_train.json").read_text())[0]
+    assert set(qa) == {"answers", "object_ids", "object_names", "question", "question_id", "scene_id"}
+    mix = json.loads((miniatures / "llava_mix" / "llava_v1_5_mix665k.json").read_text())
+    assert any("image" not in e for e in mix) and mix[0]["conversations"][0]["value"].startswith("<image>")
+    entry = json.loads((miniatures / "vidstg" / "annotations" / "train_annotations.json").read_text())[0]
+    assert {"vid", "fps", "frame_count", "used_segment", "width", "height", "subject/objects", "used_relation",
+            "temporal_gt", "captions", "questions"} == set(entry)
+    assert list((miniatures / "vidstg" / "vidor" / "annotation" / "training").glob(f"*/{entry['vid']}.json"))
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_every_miniature_record_builds_a_valid_sample(miniatures, name):
+    cls = ADAPTERS[name]
+    adapter = cls(miniatures / name)
+    built = 0
+    for record in adapter.list_records():
+        try:
+            sample = adapter.build(record)
+        except Exception as err:  # only the designed-in text-only record may be refused
+            assert name == "llava_mix" and getattr(err, "reason", "") == "filtered"
+            continue
+        built += 1
+        assert validate_sample(sample) == []
+        assert sample.provenance.source_file == record.source_file and sample.key.startswith(f"{name}-")
+        assert all(m.data for m in sample.media)
+    assert built >= 4
+
+
+def test_nlvr2_sample(miniatures):
+    s = build_all("nlvr2", miniatures, splits=["dev"])[0]
+    assert s.record["image"] == ["nlvr2/dev/dev-100-0-img0.png", "nlvr2/dev/dev-100-0-img1.png"]
+    assert s.record["choice_list"] == ["True", "False"] and s.conversations[1].value in ("True", "False")
+    assert [m.kind for m in s.media] == ["image", "image"] and s.media[0].data[:4] == b"\x89PNG"
+
+
+def test_nextqa_frames_are_uniform_with_indices(miniatures):
+    s = build_all("nextqa", miniatures, frames=5)[0]
+    assert [m.frame_index for m in s.media] == [0, 11, 22, 33, 44]  # linspace over 45 frames
+    assert s.conversations[0].value.count("<image>") == 5 and s.conversations[1].value == "A"
+    assert s.record["image"][1] == "nextqa/4010069381/frame_000011.jpg"
+
+
+def test_scanqa_views_carry_pose_and_intrinsics(miniatures):
+    s = build_all("scanqa", miniatures, views=3, render_size=[128, 96])[0]
+    assert [m.kind for m in s.media] == ["view"] * 3
+    assert all(len(m.pose) == 4 and len(m.intrinsics) == 3 and m.size == [128, 96] for m in s.media)
+    assert s.media[0].pose != s.media[1].pose
+
+
+def test_llava_mix_patches_record_their_grid(miniatures):
+    samples = build_all("llava_mix", miniatures, include_text_only=True)
+    s = samples[0]  # 640x480 -> 2x2 grid
+    assert [m.grid for m in s.media] == [None, [0, 0], [0, 1], [1, 0], [1, 1]]
+    assert {m.slot for m in s.media} == {0} and s.record["image"] == ["coco/train2017/000000033471.jpg"]
+    assert [x.key for x in samples[:6]].count("llava_mix-000000033471") == 1  # repeated id gets a suffix
+    text_only = samples[-1]
+    assert text_only.media == [] and text_only.record["image"] == [] and validate_sample(text_only) == []
+
+
+def test_vidstg_st_sample_lape_values(miniatures):
+    samples = build_all("vidstg", miniatures)
+    s = samples[0]
+    assert s.record["meta"] == {"split": [5, 149]} and len(s.media) == 100
+    assert [m.frame_index for m in s.media][:3] == [5, 6, 8] and s.media[-1].frame_index == 149
+    temporal = s.record["variables"]["temporal_output_locations"]
+    # temporal_gt [37, 75) -> frames 37..74 -> (37-5)/144 and (74-5)/144
+    assert temporal[:2] == [round(32 / 144, 3), round(69 / 144, 3)]
+    n_boxes = s.conversations[1].value.count("[<WIDTH-OUTPUT>")
+    in_span = {m.frame_index for m in s.media if 37 <= m.frame_index <= 74}
+    assert n_boxes == len(in_span) == len(temporal) - 2
+    widths = s.record["variables"]["spatial_width_output_locations"]
+    assert len(widths) == 2 * n_boxes and all(a < b for a, b in zip(widths[::2], widths[1::2]))
+    assert "<video>" in s.conversations[0].value and "{<TEMP-OUTPUT><TEMP-OUTPUT>}" in s.conversations[1].value
+    short = [x for x in samples if x.record["meta"]["split"] == [5, 79]][0]  # 75 frames in range -> repeats
+    assert len(short.media) == 100

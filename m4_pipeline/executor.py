@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .process import account, plan_units, process_unit, resolve_duplicates
+from .process import account, num_samples_by_dataset, plan_units, process_unit, resolve_duplicates
 from .recipe import Recipe
 from .writer import ShardPlan, dump_json, plan_shards, write_shard
 
@@ -99,7 +99,7 @@ def run_build(
     resolve_duplicates(rows, exact=recipe.dedup.exact)
     stats = account(rows, listing)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
-    num_samples = _num_samples_by_dataset(kept, recipe)
+    num_samples = num_samples_by_dataset(kept, recipe)
     plans = plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
                         max_bytes=recipe.output.shard_max_bytes)
     shards = []
@@ -118,19 +118,6 @@ def run_build(
     manifest = _write_reports(out_dir, recipe, rows, stats, shards, started)
     shutil.rmtree(staging)
     return manifest
-
-
-def _num_samples_by_dataset(kept: list[dict], recipe: Recipe) -> dict[str, int]:
-    """Written samples per M4 ``metadata.dataset`` (each source names its dataset in its params)."""
-    per_source: dict[str, int] = {}
-    for r in kept:
-        per_source[r["source"]] = per_source.get(r["source"], 0) + 1
-    out: dict[str, int] = {}
-    for src in recipe.sources:
-        dataset = getattr(src.params, "dataset_name", None)
-        if dataset:
-            out[dataset] = out.get(dataset, 0) + per_source.get(src.name, 0)
-    return out
 
 
 def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) -> dict:

@@ -190,3 +190,16 @@ def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:
             raise RuntimeError(f"counts do not reconcile for {source}: {s} (selected {info['selected']})")
         stats[source] = s
     return stats
+
+
+def num_samples_by_dataset(kept: list[dict], recipe: Recipe) -> dict[str, int]:
+    """Written samples per M4 ``metadata.dataset`` (each source names its dataset in its params)."""
+    per_source: dict[str, int] = {}
+    for r in kept:
+        per_source[r["source"]] = per_source.get(r["source"], 0) + 1
+    out: dict[str, int] = {}
+    for src in recipe.sources:
+        dataset = getattr(src.params, "dataset_name", None)
+        if dataset:
+            out[dataset] = out.get(dataset, 0) + per_source.get(src.name, 0)
+    return out

@@ -48,6 +48,7 @@ class Media:
     intrinsics: list[list[float]] | None = None
     grid: list[int] | None = None
     size: list[int] | None = None  # [width, height] of the encoded image
+    ops: list[str] | None = None  # normalization applied, e.g. ["exif_orientation:6", "jpeg:95"]
 
     def describe(self) -> dict[str, Any]:
         """The media's metadata without its bytes, as stored in the provenance."""

@@ -32,7 +32,7 @@ def synthetic_image(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Imag
 
 def write_video(path: Path, *, seed: int, num_frames: int, fps: float = 30.0, size=(160, 96)) -> None:
     """An H.264 mp4 whose frames show a moving box over a seeded background, via ffmpeg."""
-    from .media.video import _ffmpeg_binary
+    from .media.video import ffmpeg_binary
 
     w, h = size
     rng = np.random.default_rng(seed)
@@ -45,7 +45,7 @@ def write_video(path: Path, *, seed: int, num_frames: int, fps: float = 30.0, si
         frames[i] = frame
     path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
-        _ffmpeg_binary(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        ffmpeg_binary(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
         "-preset", "veryfast", "-bitexact", "-map_metadata", "-1", str(path),
     ]  # fmt: skip
@@ -80,21 +80,10 @@ def room_mesh(seed: int):
     return mesh
 
 
-def look_at_pose(eye, target) -> np.ndarray:
-    """A camera-to-world matrix (OpenCV axes: x right, y down, z forward), z up in the world."""
-    eye, target = np.asarray(eye, float), np.asarray(target, float)
-    forward = target - eye
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, down, forward, eye
-    return pose
-
-
 def scanner_poses(num: int, seed: int, centre=(3.0, 3.0), radius=2.2, height=1.5) -> list[np.ndarray]:
     """Camera poses on a circle at eye height, looking at the room's centre."""
+    from .media.render3d import look_at_pose
+
     rng = np.random.default_rng(seed)
     start = rng.uniform(0, 2 * np.pi)
     poses = []

@@ -80,7 +80,10 @@ def test_nlvr2_sample(miniatures):
     s = build_all("nlvr2", miniatures, splits=["dev"])[0]
     assert s.record["image"] == ["nlvr2/dev/dev-100-0-img0.png", "nlvr2/dev/dev-100-0-img1.png"]
     assert s.record["choice_list"] == ["True", "False"] and s.conversations[1].value in ("True", "False")
-    assert [m.kind for m in s.media] == ["image", "image"] and s.media[0].data[:4] == b"\x89PNG"
+    assert [m.kind for m in s.media] == ["image", "image"]
+    assert s.media[0].data[:2] == b"\xff\xd8" and s.media[0].ops == ["jpeg:95"]  # PNG source re-encoded
+    padded = build_all("nlvr2", miniatures, splits=["dev"], pad_to_square=True)[0]
+    assert padded.media[0].size == [320, 320] and padded.media[0].ops[-1] == "pad_to_square"
 
 
 def test_nextqa_frames_are_uniform_with_indices(miniatures):

@@ -58,8 +58,8 @@ def test_images_keep_jpeg_bytes_and_reject_truncated(tmp_path):
     Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, "JPEG")
     good = tmp_path / "a.jpg"
     good.write_bytes(buf.getvalue())
-    data, ext, size = read_image_file(good, "a.jpg")
-    assert (data, ext, size) == (buf.getvalue(), "jpg", (64, 48))
+    img = read_image_file(good, "a.jpg")
+    assert (img.data, img.ext, img.size, img.ops) == (buf.getvalue(), "jpg", (64, 48), ["kept_original"])
     bad = tmp_path / "b.jpg"
     bad.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(MediaError, match="b.jpg: cannot decode"):
@@ -100,3 +100,21 @@ def test_rendered_views_are_not_blank_and_change_with_pose(tmp_path):
     for v in views:
         assert v.std() > 10 and len(np.unique(v.reshape(-1, 3), axis=0)) > 5
     assert np.abs(views[0].astype(int) - views[1].astype(int)).mean() > 5
+
+
+def test_renderer_survives_changing_sizes_and_meshes(tmp_path):
+    """Regression: a second EGL window created after one was destroyed rendered blank."""
+    pytest.importorskip("open3d")
+    import open3d as o3d
+
+    from m4_pipeline.media.render3d import ViewRenderer
+    from m4_pipeline.synthetic import room_mesh, scanner_poses
+
+    k = np.array([[1170.0, 0, 647.75], [0, 1170.0, 483.75], [0, 0, 1]])
+    meshes = []
+    for i in range(2):
+        meshes.append(tmp_path / f"m{i}.ply")
+        o3d.io.write_triangle_mesh(str(meshes[-1]), room_mesh(i))
+    for i, size in enumerate([(96, 64), (160, 120), (96, 64), (200, 100)]):
+        (view,) = ViewRenderer().render(meshes[i % 2], scanner_poses(1, i), k, (1296, 968), size)
+        assert view.shape == (size[1], size[0], 3) and view.std() > 10, (i, size)

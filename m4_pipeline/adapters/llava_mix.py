@@ -71,11 +71,13 @@ class LLaVAMix(Adapter):
         media, paths = [], []
         if image is not None:
             rel = f"{p.image_root}/{image}" if p.image_root not in ("", ".") else image
-            data, _, _ = read_image_file(self.root / rel, rel)
+            source = read_image_file(self.root / rel, rel)
             tiler = AnyresTiler(pinpoints=p.pinpoints, patch_size=p.patch_size)
-            for patch in tiler.tile(open_image(data, rel)):
+            rows, cols = tiler.grid_for(source.size)
+            ops = [*source.ops, f"anyres:{rows}x{cols}"]
+            for patch in tiler.tile(open_image(source.data, rel)):
                 media.append(Media("patch", 0, encode_jpeg(patch.image), "jpg", grid=patch.grid,
-                                   size=list(patch.image.size)))
+                                   size=list(patch.image.size), ops=ops))
             paths.append(image)
         return Sample(
             key="",

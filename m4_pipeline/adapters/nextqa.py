@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..formats import m4_record
 from ..media.images import encode_jpeg
-from ..media.video import UniformSampler, probe, read_frames
+from ..media.video import UniformSampler, iter_frames, probe
 from ..sample import Media, Sample, Turn
 from ..synthetic import write_video
 from .base import Adapter, RawRecord, SourceError
@@ -47,7 +47,7 @@ class Params:
 def _video_frames(path: str, num: int) -> tuple:
     """Encoded frames of one video (several questions share a video)."""
     info = probe(Path(path))
-    frames = read_frames(Path(path), UniformSampler(num).indices(info), info)
+    frames = iter_frames(Path(path), UniformSampler(num).indices(info), info)
     return tuple((f.index, f.timestamp, encode_jpeg(f.pixels), [f.pixels.shape[1], f.pixels.shape[0]]) for f in frames)
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import m4_record
-from ..media.images import read_image_file
+from ..media.images import encode_jpeg, open_image, read_image_file
+from ..media.patches import PadToSquare
 from ..sample import Media, Sample, Turn
 from ..synthetic import synthetic_image
 from .base import Adapter, RawRecord, SourceError, require_fields
@@ -31,6 +32,7 @@ class Params:
     dataset_name: str = "NLVR2"
     prompt: str = "<image>\n<image>\n{sentence}\nIs this statement true or false about the two images?"
     task_instruction: str = ""
+    pad_to_square: bool = False  # LLaVA's "pad" preprocessing, done here instead of in the trainer
 
 
 def image_paths(identifier: str, split: str, directory) -> list[str]:
@@ -66,8 +68,11 @@ class NLVR2(Adapter):
             raise SourceError("invalid_annotation", f"{record.locator}: label {obj['label']!r} is not 'True'/'False'")
         media, paths = [], []
         for slot, rel in enumerate(image_paths(obj["identifier"], split, obj.get("directory"))):
-            data, ext, size = read_image_file(self.root / rel, rel)
-            media.append(Media("image", slot, data, ext, size=list(size)))
+            img = read_image_file(self.root / rel, rel)
+            if p.pad_to_square:
+                square = PadToSquare().apply(open_image(img.data, rel))
+                img.data, img.size, img.ops = encode_jpeg(square), square.size, [*img.ops, "pad_to_square"]
+            media.append(Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops))
             paths.append(f"{p.image_prefix}/{rel}")
         return Sample(
             key="",

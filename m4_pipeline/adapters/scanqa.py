@@ -25,7 +25,7 @@ import numpy as np
 
 from ..formats import m4_record
 from ..media.images import encode_jpeg
-from ..media.render3d import ScanNetScene, ViewRenderer
+from ..media.render3d import POSE_STRATEGIES, ScanNetScene, ViewRenderer
 from ..sample import Media, Sample, Turn
 from ..synthetic import room_mesh, scanner_poses, synthetic_image
 from .base import Adapter, RawRecord, SourceError, require_fields
@@ -35,6 +35,7 @@ from .base import Adapter, RawRecord, SourceError, require_fields
 class Params:
     splits: list[str] = field(default_factory=lambda: ["train"])
     views: int = 4  # views per sample: not published for M4-Instruct
+    view_poses: str = "trajectory"  # trajectory (recorded camera poses) | orbit (around the scene)
     render_size: list[int] = field(default_factory=lambda: [640, 480])  # width, height
     qa_dir: str = "qa"
     scans_dir: str = "scans"
@@ -45,20 +46,16 @@ class Params:
 
 
 @lru_cache(maxsize=16)
-def _render(scene_dir: str, scene_id: str, views: int, size: tuple[int, int]) -> tuple:
-    """Rendered views of one scene (many questions share a scene)."""
+def _render(scene_dir: str, scene_id: str, strategy: str, views: int, size: tuple[int, int], key: str) -> tuple:
+    """Rendered views of one scene (questions on a scene share its trajectory views)."""
     scene = ScanNetScene(Path(scene_dir), scene_id)
-    ids = scene.pose_ids()
-    if not ids:
-        raise SourceError("missing_media", f"{scene_id}: no camera poses")
-    chosen = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, views).round()]
-    poses = [scene.pose(i) for i in chosen]
+    chosen = POSE_STRATEGIES[strategy](views).select(scene, key)
     k = scene.intrinsics()
     src_size = scene.color_size()
-    images = ViewRenderer().render(scene.mesh_path, poses, k, src_size, size)
+    images = ViewRenderer().render(scene.mesh_path, [pose for _, pose in chosen], k, src_size, size)
     sx, sy = size[0] / src_size[0], size[1] / src_size[1]
     k_out = [[k[0, 0] * sx, 0.0, (size[0] - 1) / 2], [0.0, k[1, 1] * sy, (size[1] - 1) / 2], [0.0, 0.0, 1.0]]
-    return tuple((fid, pose.tolist(), k_out, encode_jpeg(img)) for fid, pose, img in zip(chosen, poses, images))
+    return tuple((label, pose.tolist(), k_out, encode_jpeg(img)) for (label, pose), img in zip(chosen, images))
 
 
 class ScanQA(Adapter):
@@ -89,12 +86,17 @@ class ScanQA(Adapter):
             raise SourceError("invalid_annotation", f"{record.locator}: no answers (a test split?)")
         scene_dir = self.root / p.scans_dir / obj["scene_id"]
         self.require_file(f"{p.scans_dir}/{obj['scene_id']}/{obj['scene_id']}_vh_clean_2.ply", "mesh")
-        views = _render(str(scene_dir), obj["scene_id"], p.views, tuple(p.render_size))
+        if p.view_poses not in POSE_STRATEGIES:
+            raise SourceError("invalid_annotation", f"view_poses {p.view_poses!r} is not one of {sorted(POSE_STRATEGIES)}")
+        # trajectory views are the same for every question on a scene; orbit views follow the sample key
+        seed_key = self.key_for(record) if p.view_poses == "orbit" else ""
+        views = _render(str(scene_dir), obj["scene_id"], p.view_poses, p.views, tuple(p.render_size), seed_key)
         media = [
-            Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=list(p.render_size))
-            for slot, (_, pose, k, data) in enumerate(views)
+            Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=list(p.render_size),
+                  ops=[f"render:{p.view_poses}:{label}"])
+            for slot, (label, pose, k, data) in enumerate(views)
         ]
-        paths = [f"{p.image_prefix}/{obj['scene_id']}/view_{fid}.jpg" for fid, *_ in views]
+        paths = [f"{p.image_prefix}/{obj['scene_id']}/view_{label}.jpg" for label, *_ in views]
         return Sample(
             key="",
             family="m4",

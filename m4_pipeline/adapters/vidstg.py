@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..media.images import encode_jpeg
-from ..media.video import STRangeSampler, probe, read_frames
+from ..media.video import STRangeSampler, iter_frames, probe
 from ..sample import Media, Sample, Turn
 from ..synthetic import write_video
 from .base import Adapter, RawRecord, SourceError, require_fields
@@ -67,7 +67,7 @@ def _norm(value: float, lo: int, hi: int) -> float:
 @lru_cache(maxsize=4)
 def _st_frames(path: str, start: int, end: int) -> tuple:
     info = probe(Path(path))
-    frames = read_frames(Path(path), STRangeSampler(start, end, ST_FRAMES).indices(info), info)
+    frames = iter_frames(Path(path), STRangeSampler(start, end, ST_FRAMES).indices(info), info)
     return tuple((f.index, f.timestamp, encode_jpeg(f.pixels), [f.pixels.shape[1], f.pixels.shape[0]]) for f in frames)
 
 

@@ -56,3 +56,20 @@ class AnyresTiler:
             for col in range(target_w // p):
                 patches.append(Patch([row, col], canvas.crop((col * p, row * p, (col + 1) * p, (row + 1) * p))))
         return patches
+
+
+class PadToSquare:
+    """LLaVA's "pad" preprocessing for multi-image samples: centre the image on a square canvas
+    filled with the image processor's mean colour (SigLIP: 0.5 -> 127 on each channel)."""
+
+    def __init__(self, *, mean: tuple[float, float, float] = (0.5, 0.5, 0.5)):
+        self.fill = tuple(int(m * 255) for m in mean)
+
+    def apply(self, img: Image.Image) -> Image.Image:
+        img = img.convert("RGB")
+        side = max(img.size)
+        if img.width == img.height:
+            return img
+        canvas = Image.new("RGB", (side, side), self.fill)
+        canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+        return canvas

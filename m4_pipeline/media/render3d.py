@@ -6,6 +6,7 @@ offscreen rendering (Mesa's software driver on CPU machines, the GPU's EGL where
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -77,6 +78,91 @@ class ScanNetScene:
         return SCANNET_COLOR_SIZE
 
 
+def look_at_pose(eye, target) -> np.ndarray:
+    """A camera-to-world matrix (OpenCV axes: x right, y down, z forward) for a z-up world."""
+    eye, target = np.asarray(eye, float), np.asarray(target, float)
+    forward = target - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    if np.linalg.norm(right) < 1e-9:  # looking straight down or up
+        right = np.array([1.0, 0.0, 0.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, down, forward, eye
+    return pose
+
+
+# --- which poses to render: one class per strategy ----------------------------------------------
+
+
+class TrajectoryPoses:
+    """``views`` of the scene's recorded camera poses, spread uniformly over the trajectory."""
+
+    def __init__(self, views: int):
+        self.views = views
+
+    def select(self, scene: ScanNetScene, key: str) -> list[tuple[str, np.ndarray]]:
+        ids = scene.pose_ids()
+        if not ids:
+            raise MediaError(f"{scene.scene_id}: no camera poses", reason="missing_media")
+        chosen = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, self.views).round()]
+        return [(str(i), scene.pose(i)) for i in chosen]
+
+
+class OrbitPoses:
+    """``views`` poses around the scene at eye height, looking inward at its centre; the start
+    angle and small jitters are seeded by the sample key, so a sample always gets the same views."""
+
+    def __init__(self, views: int, *, eye_height: float = 1.5, radius_fraction: float = 0.35):
+        self.views, self.eye_height, self.radius_fraction = views, eye_height, radius_fraction
+
+    def select(self, scene: ScanNetScene, key: str) -> list[tuple[str, np.ndarray]]:
+        mesh = _load_mesh(str(scene.mesh_path))
+        lo, hi = np.asarray(mesh.get_min_bound()), np.asarray(mesh.get_max_bound())
+        centre = (lo + hi) / 2
+        radius = self.radius_fraction * float(min(hi[0] - lo[0], hi[1] - lo[1]))
+        rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
+        start = rng.uniform(0, 2 * np.pi)
+        out = []
+        for k in range(self.views):
+            a = start + 2 * np.pi * k / self.views + rng.uniform(-0.1, 0.1)
+            eye = (centre[0] + radius * np.cos(a), centre[1] + radius * np.sin(a), lo[2] + self.eye_height)
+            target = (centre[0], centre[1], lo[2] + 0.4 * self.eye_height)
+            out.append((f"orbit{k}", look_at_pose(eye, target)))
+        return out
+
+
+POSE_STRATEGIES = {"trajectory": TrajectoryPoses, "orbit": OrbitPoses}
+
+
+class ImageViewSelector:
+    """View selection for datasets whose views are already images.
+
+    ``select`` takes either named cameras (nuScenes' six surround cameras: ``{"CAM_FRONT": path,
+    ...}``), returned in the recipe's ``order``, or an ordered list of frames (ALFRED's egocentric
+    frames), of which ``views`` are taken uniformly."""
+
+    NUSCENES_ORDER = ["CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"]
+
+    def __init__(self, *, order: list[str] | None = None, views: int | None = None):
+        self.order, self.views = order, views
+
+    def select(self, available: dict[str, Path] | list[Path]) -> list[tuple[str, Path]]:
+        if isinstance(available, dict):
+            order = self.order or sorted(available)
+            missing = [name for name in order if name not in available]
+            if missing:
+                raise MediaError(f"missing view(s) {missing}; have {sorted(available)}", reason="missing_media")
+            chosen = [(name, available[name]) for name in order]
+            return chosen[: self.views] if self.views else chosen
+        if not available:
+            raise MediaError("no views to select from", reason="missing_media")
+        n = self.views or len(available)
+        idx = np.linspace(0, len(available) - 1, n).round().astype(int)
+        return [(str(i), available[i]) for i in idx]
+
+
 @lru_cache(maxsize=4)
 def _load_mesh(path: str):
     o3d = _open3d()
@@ -91,7 +177,7 @@ def _load_mesh(path: str):
 class ViewRenderer:
     """Renders one mesh from given camera poses. Keeps one invisible window per process."""
 
-    _window = None  # (visualizer, width, height, mesh path)
+    _windows: dict = {}  # (width, height) -> (visualizer, mesh path shown)
 
     def render(
         self,
@@ -110,7 +196,7 @@ class ViewRenderer:
         if not mesh_path.is_file():
             raise MediaError(f"missing mesh: {mesh_path.name}", reason="missing_media")
         mesh = _load_mesh(str(mesh_path))
-        vis = self._visualizer(size, mesh, str(mesh_path))
+        vis = self._visualizer(tuple(size), mesh, str(mesh_path))
         width, height = size
         sx, sy = width / source_size[0], height / source_size[1]
         ctr = vis.get_view_control()
@@ -130,21 +216,23 @@ class ViewRenderer:
         return images
 
     def _visualizer(self, size, mesh, mesh_key):
+        """The process's offscreen window of this size, showing ``mesh``.
+
+        Windows are kept for the life of the process: with EGL, a window created after another
+        was destroyed renders blank, so they are never destroyed."""
         o3d = _open3d()
-        cached = ViewRenderer._window
-        if cached is not None and cached[1:3] == size:
-            vis = cached[0]
-            if cached[3] != mesh_key:
-                vis.clear_geometries()
-                vis.add_geometry(mesh, reset_bounding_box=True)
-        else:
-            if cached is not None:
-                cached[0].destroy_window()
+        cached = ViewRenderer._windows.get(size)
+        if cached is None:
             vis = o3d.visualization.Visualizer()
             if not vis.create_window(visible=False, width=size[0], height=size[1]):
                 raise MediaError("open3d could not open an offscreen window (is Mesa's EGL installed?)")
             vis.get_render_option().background_color = np.array([0.0, 0.0, 0.0])
             vis.get_render_option().light_on = True
             vis.add_geometry(mesh, reset_bounding_box=True)
-        ViewRenderer._window = (vis, size[0], size[1], mesh_key)
+        else:
+            vis, shown = cached
+            if shown != mesh_key:
+                vis.clear_geometries()
+                vis.add_geometry(mesh, reset_bounding_box=True)
+        ViewRenderer._windows[size] = (vis, mesh_key)
         return vis

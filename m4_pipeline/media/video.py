@@ -1,14 +1,22 @@
-"""Video frame sampling: one class per strategy, and a reader that decodes only the chosen frames.
+"""Video frame sampling: one class per strategy, and readers that decode only the chosen frames.
 
-Strategies return source frame indices; :func:`read_frames` decodes them (decord first, ffmpeg
-through ffmpeg-python when decord cannot open the file) and returns each frame with its exact
-source index and timestamp.
+A sampler turns a :class:`VideoInfo` into source frame indices; :func:`iter_frames` decodes just
+those frames, a few at a time (so memory does not grow with the video's length or the number of
+frames), from a video file (decord first; ffmpeg through ffmpeg-python when decord cannot open
+it) or from a folder of pre-extracted frames (the LLaVA-Hound layout). Every frame carries its
+exact source index and its timestamp (the container's presentation time where decord gives it,
+so variable frame rate videos get true times). Rotation metadata is applied by both decoders.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +24,9 @@ import numpy as np
 from ..errors import MediaError
 
 log = logging.getLogger(__name__)
+
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+DECODE_BATCH = 16  # frames decoded at once: bounds memory for 1080p and longer clips
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,13 @@ class Frame:
     pixels: np.ndarray  # H x W x 3 uint8
 
 
+# --- sampling strategies -------------------------------------------------------------------------
+
+
 class UniformSampler:
-    """N frames spread uniformly over the whole video: LLaVA's ``linspace(0, total-1, N)`` (int)."""
+    """N frames spread uniformly over the whole video: LLaVA's ``linspace(0, total-1, N)`` (int).
+
+    This is the rule of LLaVA-NeXT's loader for LLaVA-Hound frame folders (N = 10 there)."""
 
     def __init__(self, num_frames: int):
         if num_frames < 1:
@@ -45,15 +61,35 @@ class UniformSampler:
         return np.linspace(0, info.num_frames - 1, self.num_frames, dtype=int).tolist()
 
 
+class FpsSampler:
+    """LLaVA-NeXT's rule for video files: every ``round(avg_fps / video_fps)``-th frame; when that
+    gives more than ``frames_upbound`` frames (or ``force_sample``), ``frames_upbound`` uniform
+    frames by ``linspace(0, total-1, frames_upbound)`` instead."""
+
+    def __init__(self, video_fps: float = 1.0, frames_upbound: int = 32, force_sample: bool = False):
+        if video_fps <= 0:
+            raise ValueError("video_fps must be positive")
+        self.video_fps, self.frames_upbound, self.force_sample = video_fps, frames_upbound, force_sample
+
+    def indices(self, info: VideoInfo) -> list[int]:
+        step = max(1, round(info.fps / self.video_fps))
+        chosen = list(range(0, info.num_frames, step))
+        if self.frames_upbound > 0 and (len(chosen) > self.frames_upbound or self.force_sample):
+            chosen = np.linspace(0, info.num_frames - 1, self.frames_upbound, dtype=int).tolist()
+        return chosen
+
+
 class STRangeSampler:
     """ST-Align's rule: exactly N (100) frames over [start, end], both endpoints included.
 
-    ``index_i = start + round(i / (N-1) * (end - start))``; a range outside the video is an error.
-    """
+    ``index_i = start + round(i / (N-1) * (end - start))`` with Python's round, as LLaVA-ST's
+    loader computes it; a range outside the video is an error."""
 
     def __init__(self, start: int, end: int, num_frames: int = 100):
         if end < start:
             raise MediaError(f"frame range [{start}, {end}] ends before it starts", reason="invalid_annotation")
+        if num_frames < 2:
+            raise ValueError("num_frames must be at least 2")
         self.start, self.end, self.num_frames = start, end, num_frames
 
     def indices(self, info: VideoInfo) -> list[int]:
@@ -62,10 +98,39 @@ class STRangeSampler:
                 f"frame range [{self.start}, {self.end}] lies outside the video's {info.num_frames} frames",
                 reason="invalid_annotation",
             )
-        # Python's round (half to even), exactly as LLaVA-ST's loader computes it.
         duration = self.end - self.start + 1
         n = self.num_frames
         return [self.start + round((i / (n - 1)) * (duration - 1)) for i in range(n)]
+
+
+class ExplicitFrames:
+    """Frames given by their indices, in the order given."""
+
+    def __init__(self, frame_ids: list[int]):
+        self.frame_ids = [int(i) for i in frame_ids]
+
+    def indices(self, info: VideoInfo) -> list[int]:
+        bad = [i for i in self.frame_ids if not 0 <= i < info.num_frames]
+        if bad:
+            raise MediaError(f"frame {bad[0]} is outside the video's {info.num_frames} frames", reason="invalid_annotation")
+        return list(self.frame_ids)
+
+
+class ExplicitTimestamps:
+    """Frames nearest to the given times in seconds (``round(t * fps)``), in the order given."""
+
+    def __init__(self, seconds: list[float]):
+        self.seconds = [float(s) for s in seconds]
+
+    def indices(self, info: VideoInfo) -> list[int]:
+        duration = info.num_frames / info.fps
+        bad = [s for s in self.seconds if not 0 <= s <= duration]
+        if bad:
+            raise MediaError(f"time {bad[0]} s is outside the video's {duration:.3f} s", reason="invalid_annotation")
+        return [min(info.num_frames - 1, round(s * info.fps)) for s in self.seconds]
+
+
+# --- probing and decoding ------------------------------------------------------------------------
 
 
 def _decord():
@@ -76,44 +141,122 @@ def _decord():
     return decord
 
 
-def probe(path: Path) -> VideoInfo:
-    """Frame count, fps and size without decoding frames."""
+def probe(path: Path, *, folder_fps: float = 1.0) -> VideoInfo:
+    """Frame count, fps and (display) size without decoding the video.
+
+    ``folder_fps`` is the extraction rate of a frame folder (a folder does not record it)."""
+    path = Path(path)
+    if path.is_dir():
+        files = frame_files(path)
+        with _open_image(files[0]) as img:
+            return VideoInfo(len(files), folder_fps, img.width, img.height)
     _check_file(path)
     decord = _decord()
     if decord is not None:
         try:
             vr = decord.VideoReader(str(path), num_threads=1)
-            h, w = vr[0].shape[:2] if len(vr) else (0, 0)
-            info = VideoInfo(len(vr), float(vr.get_avg_fps()), w, h)
-            if info.num_frames > 0:
-                return info
-        except Exception as err:  # decord raises its own DECORDError and RuntimeError
+            if len(vr) > 0:
+                h, w = vr[0].shape[:2]
+                return VideoInfo(len(vr), float(vr.get_avg_fps()), w, h)
+        except Exception as err:  # decord raises DECORDError / RuntimeError
             log.debug("decord cannot open %s (%s); trying ffmpeg", path, err)
     return _ffmpeg_probe(path)
 
 
-def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> list[Frame]:
-    """Decode just the given frames, in the order given (duplicates allowed)."""
-    _check_file(path)
+def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> Iterator[Frame]:
+    """Decode the given frames in the order given (repeats allowed), ``DECODE_BATCH`` at a time."""
+    path = Path(path)
     info = info or probe(path)
     bad = [i for i in indices if not 0 <= i < info.num_frames]
     if bad:
         raise MediaError(f"{path.name}: frame {bad[0]} is outside the video's {info.num_frames} frames")
-    decord = _decord()
-    pixels = None
-    if decord is not None:
+    if path.is_dir():
+        files = frame_files(path)
+        for i in indices:
+            with _open_image(files[i]) as img:
+                yield Frame(i, round(i / info.fps, 6), np.asarray(img.convert("RGB")))
+        return
+    reader = _DecordReader.open(path) or _FfmpegReader(path, info)
+    for start in range(0, len(indices), DECODE_BATCH):
+        chunk = indices[start : start + DECODE_BATCH]
+        for i, (pixels, ts) in zip(chunk, reader.read(chunk)):
+            yield Frame(i, round(ts if ts is not None else i / (info.fps or 1.0), 6), pixels)
+
+
+def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> list[Frame]:
+    return list(iter_frames(path, indices, info))
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """A frame folder's images in natural order (frame_2 before frame_10)."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS]
+    if not files:
+        raise MediaError(f"frame folder {folder.name} holds no images", reason="missing_media")
+    return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+
+
+def _open_image(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError) as err:
+        raise MediaError(f"{path.parent.name}/{path.name}: cannot decode frame: {err}") from err
+
+
+class _DecordReader:
+    def __init__(self, vr):
+        self.vr = vr
+
+    @classmethod
+    def open(cls, path: Path) -> _DecordReader | None:
+        decord = _decord()
+        if decord is None:
+            return None
         try:
-            vr = decord.VideoReader(str(path), num_threads=1)
-            unique = sorted(set(indices))
-            batch = vr.get_batch(unique).asnumpy()
-            by_index = dict(zip(unique, batch))
-            pixels = [by_index[i] for i in indices]
+            return cls(decord.VideoReader(str(path), num_threads=1))
         except Exception as err:
-            log.debug("decord failed on %s (%s); using ffmpeg", path, err)
-    if pixels is None:
-        pixels = _ffmpeg_frames(path, indices, info)
-    fps = info.fps or 1.0
-    return [Frame(i, round(i / fps, 6), np.ascontiguousarray(p)) for i, p in zip(indices, pixels)]
+            log.debug("decord cannot open %s (%s); using ffmpeg", path, err)
+            return None
+
+    def read(self, chunk: list[int]) -> list[tuple[np.ndarray, float | None]]:
+        unique = sorted(set(chunk))
+        batch = self.vr.get_batch(unique).asnumpy()
+        times = self.vr.get_frame_timestamp(unique)[:, 0]
+        by_index = {i: (np.ascontiguousarray(b), float(t)) for i, b, t in zip(unique, batch, times)}
+        return [by_index[i] for i in chunk]
+
+
+class _FfmpegReader:
+    """Fallback decoder: ffmpeg's select filter, raw RGB frames over a pipe (autorotated)."""
+
+    def __init__(self, path: Path, info: VideoInfo):
+        self.path, self.info = path, info
+
+    def read(self, chunk: list[int]) -> list[tuple[np.ndarray, float | None]]:
+        import ffmpeg  # ffmpeg-python
+
+        unique = sorted(set(chunk))
+        expr = "+".join(f"eq(n\\,{i})" for i in unique)
+        try:
+            out, _ = (
+                ffmpeg.input(str(self.path))
+                .filter("select", expr)
+                .output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough")
+                .run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True)
+            )
+        except ffmpeg.Error as err:
+            tail = err.stderr.decode(errors="replace")[-200:]
+            raise MediaError(f"{self.path.name}: ffmpeg cannot decode: {tail}") from err
+        w, h = self.info.width, self.info.height
+        size = w * h * 3
+        if size == 0 or len(out) < size * len(unique):
+            raise MediaError(f"{self.path.name}: ffmpeg returned {len(out)} bytes for {len(unique)} frames")
+        arr = np.frombuffer(out, np.uint8)[: size * len(unique)].reshape(len(unique), h, w, 3)
+        by_index = dict(zip(unique, arr))
+        return [(by_index[i], None) for i in chunk]
 
 
 def _check_file(path: Path) -> None:
@@ -123,9 +266,9 @@ def _check_file(path: Path) -> None:
         raise MediaError(f"{path.name}: zero-byte video file")
 
 
-def _ffmpeg_binary() -> str:
-    import shutil
-
+@lru_cache(maxsize=1)
+def ffmpeg_binary() -> str:
+    """Debian's ffmpeg if present, else the static binary of the imageio-ffmpeg package."""
     found = shutil.which("ffmpeg")
     if found:
         return found
@@ -137,38 +280,17 @@ def _ffmpeg_binary() -> str:
 
 
 def _ffmpeg_probe(path: Path) -> VideoInfo:
-    """Count frames by decoding to null with ffmpeg (no ffprobe needed)."""
-    import re
-    import subprocess
-
-    cmd = [_ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    """Count frames by decoding to null with ffmpeg (works without ffprobe)."""
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     err = proc.stderr
     frames = re.findall(r"frame=\s*(\d+)", err)
     stream = re.search(r"Video: .*?(\d{2,5})x(\d{2,5}).*?(\d+(?:\.\d+)?) fps", err)
     if proc.returncode != 0 or not frames or not stream or int(frames[-1]) == 0:
-        last = err.strip().splitlines()[-1] if err.strip() else "no output"
-        raise MediaError(f"{path.name}: cannot decode video ({last})")
-    return VideoInfo(int(frames[-1]), float(stream.group(3)), int(stream.group(1)), int(stream.group(2)))
-
-
-def _ffmpeg_frames(path: Path, indices: list[int], info: VideoInfo) -> list[np.ndarray]:
-    import ffmpeg  # ffmpeg-python
-
-    unique = sorted(set(indices))
-    expr = "+".join(f"eq(n\\,{i})" for i in unique)
-    try:
-        out, _ = (
-            ffmpeg.input(str(path))
-            .filter("select", expr)
-            .output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough")
-            .run(cmd=_ffmpeg_binary(), capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as err:
-        raise MediaError(f"{path.name}: ffmpeg cannot decode: {err.stderr.decode(errors='replace')[-200:]}") from err
-    frame_bytes = info.width * info.height * 3
-    if frame_bytes == 0 or len(out) < frame_bytes * len(unique):
-        raise MediaError(f"{path.name}: ffmpeg returned {len(out)} bytes for {len(unique)} frames")
-    arr = np.frombuffer(out, np.uint8)[: frame_bytes * len(unique)].reshape(len(unique), info.height, info.width, 3)
-    by_index = dict(zip(unique, arr))
-    return [by_index[i] for i in indices]
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        raise MediaError(f"{path.name}: cannot decode video ({lines[-1] if lines else 'no output'})")
+    w, h = int(stream.group(1)), int(stream.group(2))
+    rotation = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", err)
+    if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+        w, h = h, w  # ffmpeg autorotates its output
+    return VideoInfo(int(frames[-1]), float(stream.group(3)), w, h)

@@ -239,7 +239,7 @@ class _FfmpegReader:
         import ffmpeg  # ffmpeg-python
 
         unique = sorted(set(chunk))
-        expr = "+".join(f"eq(n\\,{i})" for i in unique)
+        expr = "+".join(f"eq(n,{i})" for i in unique)  # ffmpeg-python escapes the commas
         try:
             out, _ = (
                 ffmpeg.input(str(self.path))

@@ -50,8 +50,12 @@ def serial_build(recipe, sources: Path, out: Path) -> int:
         rows += process_unit(unit, staging, recipe_name=recipe.name, recipe_version=recipe.version)
     resolve_duplicates(rows, exact=True)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
-    for plan in plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
-                            max_bytes=recipe.output.shard_max_bytes):
+    for plan in plan_shards(
+        kept,
+        prefix=recipe.name,
+        max_samples=recipe.output.shard_max_samples,
+        max_bytes=recipe.output.shard_max_bytes,
+    ):
         write_shard(plan, out, staging, num_samples_by_dataset(kept, recipe))
     return len(kept)
 
@@ -62,7 +66,9 @@ def main() -> None:
     parser.add_argument("--records-per-unit", type=int, default=16, help="records per parallel work unit")
     args = parser.parse_args()
     recipe = load_recipe(RECIPE)
-    recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, records_per_unit=args.records_per_unit))
+    recipe = dataclasses.replace(
+        recipe, output=dataclasses.replace(recipe.output, records_per_unit=args.records_per_unit)
+    )
     work = Path(tempfile.mkdtemp(prefix="m4bench-"))
     try:
         t = time.perf_counter()
@@ -84,10 +90,15 @@ def main() -> None:
         same = sorted(p.read_bytes() for p in (work / "serial").glob("*.tar")) == sorted(
             p.read_bytes() for p in (work / "ray").glob("*.tar")
         )
-        print(f"corpus: scale {args.scale}, {manifest['totals']['read']} records, {args.records_per_unit} per unit, "
-              f"written in {corpus_s:.1f} s; ray init {ray_init_s:.1f} s (not counted)")
+        print(
+            f"corpus: scale {args.scale}, {manifest['totals']['read']} records, {args.records_per_unit} per unit, "
+            f"written in {corpus_s:.1f} s; ray init {ray_init_s:.1f} s (not counted)"
+        )
         print(f"{'run':<40}{'samples':>9}{'seconds':>9}{'samples/s':>11}{'ratio':>7}")
-        print(f"{'serial, one process (baseline)':<40}{n_serial:>9}{serial_s:>9.2f}{n_serial / serial_s:>11.2f}{1.0:>7.2f}")
+        print(
+            f"{'serial, one process (baseline)':<40}{n_serial:>9}{serial_s:>9.2f}"
+            f"{n_serial / serial_s:>11.2f}{1.0:>7.2f}"
+        )
         for label, n, secs in runs:
             print(f"{label:<40}{n:>9}{secs:>9.2f}{n / secs:>11.2f}{serial_s / secs:>7.2f}")
         print(f"shards byte-identical between serial and Ray: {same}")

@@ -100,8 +100,12 @@ def run_build(
     stats = account(rows, listing)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
     num_samples = num_samples_by_dataset(kept, recipe)
-    plans = plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
-                        max_bytes=recipe.output.shard_max_bytes)
+    plans = plan_shards(
+        kept,
+        prefix=recipe.name,
+        max_samples=recipe.output.shard_max_samples,
+        max_bytes=recipe.output.shard_max_bytes,
+    )
     shards = []
     if plans:
         plan_rows = [{"plan": json.dumps(dataclasses.asdict(p))} for p in plans]
@@ -151,7 +155,8 @@ def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) 
         "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    index = {"shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")}
-                        for s in shards]}
+    index = {
+        "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")} for s in shards]
+    }
     (out_dir / "index.json").write_text(json.dumps(index, indent=2) + "\n")  # written last
     return manifest

@@ -47,7 +47,11 @@ def iter_samples(paths: list[Path]) -> Iterator[tuple[str, Sample | None, str | 
             yield shard, None, f"{key}: {err}"
             continue
         if [i for i, _ in media] != list(range(len(sample.media))):
-            yield shard, sample, f"{key}: media members {[i for i, _ in media]} do not match its {len(sample.media)} described media"
+            yield (
+                shard,
+                sample,
+                f"{key}: media members {[i for i, _ in media]} do not match its {len(sample.media)} described media",
+            )
             continue
         yield shard, sample, None
 
@@ -106,5 +110,9 @@ def shard_stats(path: str | Path) -> dict:
             "text_chars_per_sample": round(c["text_chars"] / n, 1),
             "media_bytes": c["media_bytes"],
         }
-    return {"samples": total["samples"], "unreadable": total["unreadable"], "media_kinds": dict(media_kinds),
-            "datasets": datasets}
+    return {
+        "samples": total["samples"],
+        "unreadable": total["unreadable"],
+        "media_kinds": dict(media_kinds),
+        "datasets": datasets,
+    }

@@ -159,11 +159,18 @@ def resolve_duplicates(rows: list[dict], *, exact: bool) -> list[dict]:
     kept_by_print: dict[str, dict] = {}
     for row in order:
         if exact and row["fingerprint"] in kept_by_print:
-            row.update(status="duplicate", reason="exact_duplicate", duplicate_of=kept_by_print[row["fingerprint"]]["key"])
+            row.update(
+                status="duplicate",
+                reason="exact_duplicate",
+                duplicate_of=kept_by_print[row["fingerprint"]]["key"],
+            )
         elif row["key"] in kept_by_key:
             first = kept_by_key[row["key"]]
-            row.update(status="quarantined", reason="duplicate_key",
-                       detail=f"key {row['key']} already used by {first['source']} {first['locator']}")
+            row.update(
+                status="quarantined",
+                reason="duplicate_key",
+                detail=f"key {row['key']} already used by {first['source']} {first['locator']}",
+            )
         else:
             kept_by_key[row["key"]] = row
             kept_by_print[row["fingerprint"]] = row

@@ -174,7 +174,9 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
     out_raw = _check_keys(raw.get("output") or {}, {f.name for f in dataclasses.fields(OutputSpec)}, f"{where}: output")
     output = OutputSpec(
         shard_max_samples=int(out_raw.get("shard_max_samples", OutputSpec.shard_max_samples)),
-        shard_max_bytes=parse_size(out_raw.get("shard_max_bytes", OutputSpec.shard_max_bytes), f"{where}: output.shard_max_bytes"),
+        shard_max_bytes=parse_size(
+            out_raw.get("shard_max_bytes", OutputSpec.shard_max_bytes), f"{where}: output.shard_max_bytes"
+        ),
         records_per_unit=int(out_raw.get("records_per_unit", OutputSpec.records_per_unit)),
     )
     if output.shard_max_samples < 1 or output.shard_max_bytes < 1 or output.records_per_unit < 1:

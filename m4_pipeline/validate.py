@@ -190,7 +190,10 @@ def _check_st_tokens(sample: Sample, values, bad) -> None:
     for axis_io, name in ST_VARIABLES.items():
         n_vals = len(values.get(axis_io, []))
         if counts[axis_io] != n_vals:
-            bad(f"variables.{name}", f"{counts[axis_io]} <{axis_io[0]}-{axis_io[1]}> token(s) but {n_vals} value(s)")
+            bad(
+                f"variables.{name}",
+                f"{counts[axis_io]} <{axis_io[0]}-{axis_io[1]}> token(s) but {n_vals} value(s)",
+            )
 
 
 def _value(values, axis, io, idx):

@@ -77,8 +77,10 @@ def plan_shards(entries: list[dict], *, prefix: str, max_samples: int, max_bytes
     current = None
     for entry in entries:
         size = entry["nbytes"]
-        if current is None or len(current.entries) >= max_samples or (
-            current.entries and current.nbytes + size > max_bytes
+        if (
+            current is None
+            or len(current.entries) >= max_samples
+            or (current.entries and current.nbytes + size > max_bytes)
         ):
             current = ShardPlan(len(plans), f"{prefix}-{len(plans):06d}.tar")
             plans.append(current)
@@ -111,7 +113,14 @@ def write_shard(plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: 
             tf.close()
     sha, size = write_tar(out_dir / plan.name, members)
     keys = [e["key"] for e in plan.entries]
-    return {"name": plan.name, "sha256": sha, "bytes": size, "samples": len(keys), "first_key": keys[0], "last_key": keys[-1]}
+    return {
+        "name": plan.name,
+        "sha256": sha,
+        "bytes": size,
+        "samples": len(keys),
+        "first_key": keys[0],
+        "last_key": keys[-1],
+    }
 
 
 def _fill_num_sample(data: bytes, num_samples: dict[str, int]) -> bytes:

@@ -35,26 +35,56 @@ def build_all(name, root, **params):
 def test_miniatures_follow_the_published_layouts(miniatures):
     nlvr2 = miniatures / "nlvr2"
     line = json.loads((nlvr2 / "data" / "train.json").read_text().splitlines()[0])
-    assert {"identifier", "sentence", "label", "left_url", "right_url", "synset", "query", "writer",
-            "validation", "extra_validations", "directory"} <= set(line)
+    assert {
+        "identifier",
+        "sentence",
+        "label",
+        "left_url",
+        "right_url",
+        "synset",
+        "query",
+        "writer",
+        "validation",
+        "extra_validations",
+        "directory",
+    } <= set(line)
     stem = line["identifier"].rsplit("-", 1)[0]
     assert (nlvr2 / "images" / "train" / str(line["directory"]) / f"{stem}-img0.png").is_file()
     assert "directory" not in json.loads((nlvr2 / "data" / "dev.json").read_text().splitlines()[0])
     with open(miniatures / "nextqa" / "dataset" / "nextqa" / "train.csv") as fh:
-        assert next(csv.reader(fh)) == "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4".split(",")
+        assert next(csv.reader(fh)) == "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4".split(
+            ","
+        )
     vid_map = json.loads((miniatures / "nextqa" / "dataset" / "nextqa" / "map_vid_vidorID.json").read_text())
     assert all((miniatures / "nextqa" / "NExTVideo" / f"{v}.mp4").is_file() for v in vid_map.values())
     scene = miniatures / "scanqa" / "scans" / "scene0000_00"
-    for rel in ("scene0000_00_vh_clean_2.ply", "scene0000_00.txt", "pose/0.txt", "intrinsic/intrinsic_color.txt",
-                "color/0.jpg", "depth/0.png"):
+    for rel in (
+        "scene0000_00_vh_clean_2.ply",
+        "scene0000_00.txt",
+        "pose/0.txt",
+        "intrinsic/intrinsic_color.txt",
+        "color/0.jpg",
+        "depth/0.png",
+    ):
         assert (scene / rel).is_file(), rel
     qa = json.loads((miniatures / "scanqa" / "qa" / "ScanQA_v1.0_train.json").read_text())[0]
     assert set(qa) == {"answers", "object_ids", "object_names", "question", "question_id", "scene_id"}
     mix = json.loads((miniatures / "llava_mix" / "llava_v1_5_mix665k.json").read_text())
     assert any("image" not in e for e in mix) and mix[0]["conversations"][0]["value"].startswith("<image>")
     entry = json.loads((miniatures / "vidstg" / "annotations" / "train_annotations.json").read_text())[0]
-    assert {"vid", "fps", "frame_count", "used_segment", "width", "height", "subject/objects", "used_relation",
-            "temporal_gt", "captions", "questions"} == set(entry)
+    assert {
+        "vid",
+        "fps",
+        "frame_count",
+        "used_segment",
+        "width",
+        "height",
+        "subject/objects",
+        "used_relation",
+        "temporal_gt",
+        "captions",
+        "questions",
+    } == set(entry)
     assert list((miniatures / "vidstg" / "vidor" / "annotation" / "training").glob(f"*/{entry['vid']}.json"))
 
 
@@ -91,6 +121,9 @@ def test_nextqa_frames_are_uniform_with_indices(miniatures):
     assert [m.frame_index for m in s.media] == [0, 11, 22, 33, 44]  # linspace over 45 frames
     assert s.conversations[0].value.count("<image>") == 5 and s.conversations[1].value == "A"
     assert s.record["image"][1] == "nextqa/4010069381/frame_000011.jpg"
+    by_fps = build_all("nextqa", miniatures, frames=32, frame_strategy="fps", video_fps=2.0)[0]
+    assert [m.frame_index for m in by_fps.media] == list(range(0, 45, 15))  # every 30/2 = 15th frame
+    assert [m.timestamp for m in by_fps.media] == [0.0, 0.5, 1.0]
 
 
 def test_scanqa_views_carry_pose_and_intrinsics(miniatures):

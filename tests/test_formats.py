@@ -13,8 +13,13 @@ M4_RELEASED = {
     ],
     "image": ["MagicBrush/images/10955.jpg", "MagicBrush/images/10956.jpg"],
     "choice_list": None,
-    "metadata": {"dataset": "MagicBrush", "split": "train", "num_sample": 6700,
-                 "task_instruction": "Describe the edit.", "question_type": "open-ended"},
+    "metadata": {
+        "dataset": "MagicBrush",
+        "split": "train",
+        "num_sample": 6700,
+        "task_instruction": "Describe the edit.",
+        "question_type": "open-ended",
+    },
 }
 ST_RELEASED = {
     "id": "vid-1",
@@ -24,9 +29,14 @@ ST_RELEASED = {
         {"from": "human", "value": "<video>\nWhen does the box move?"},
         {"from": "gpt", "value": "During {<TEMP-OUTPUT><TEMP-OUTPUT>}."},
     ],
-    "variables": {"temporal_input_locations": [], "temporal_output_locations": [0.1, 0.5],
-                  "spatial_height_input_locations": [], "spatial_height_output_locations": [],
-                  "spatial_width_input_locations": [], "spatial_width_output_locations": []},
+    "variables": {
+        "temporal_input_locations": [],
+        "temporal_output_locations": [0.1, 0.5],
+        "spatial_height_input_locations": [],
+        "spatial_height_output_locations": [],
+        "spatial_width_input_locations": [],
+        "spatial_width_output_locations": [],
+    },
 }
 
 
@@ -39,8 +49,15 @@ def test_released_records_round_trip_exactly(record, family):
 
 
 def test_unknown_fields_and_key_order_survive():
-    record = {"conversations": [{"from": "human", "value": "<image> hi", "weight": 0.5}, {"from": "gpt", "value": "yo"}],
-              "image": ["a.jpg"], "sample_id": 3, "extra_field": {"x": 1}}
+    record = {
+        "conversations": [
+            {"from": "human", "value": "<image> hi", "weight": 0.5},
+            {"from": "gpt", "value": "yo"},
+        ],
+        "image": ["a.jpg"],
+        "sample_id": 3,
+        "extra_field": {"x": 1},
+    }
     out = to_record(from_record(record, "m4"))
     assert json.dumps(out) == json.dumps(record)
 

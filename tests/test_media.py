@@ -69,7 +69,13 @@ def test_images_keep_jpeg_bytes_and_reject_truncated(tmp_path):
 
 @pytest.mark.parametrize(
     "size,grid",
-    [((640, 480), (2, 2)), ((300, 600), (2, 1)), ((1024, 300), (1, 3)), ((200, 800), (3, 1)), ((384, 384), (2, 1))],
+    [
+        ((640, 480), (2, 2)),
+        ((300, 600), (2, 1)),
+        ((1024, 300), (1, 3)),
+        ((200, 800), (3, 1)),
+        ((384, 384), (2, 1)),
+    ],
 )
 def test_anyres_grid_for_aspect_ratios(size, grid):
     tiler = AnyresTiler()

@@ -100,6 +100,22 @@ def test_ffmpeg_fallback_matches_decord(tmp_path, monkeypatch):
         assert np.abs(a.pixels.astype(int) - b.pixels.astype(int)).mean() < 3
 
 
+def test_large_files_stream_through_ffmpeg(tmp_path, monkeypatch):
+    path = tmp_path / "v.mp4"
+    write_video(path, seed=4, num_frames=300, size=(64, 48))
+    reference = read_frames(path, [0, 150, 299])
+    monkeypatch.setattr(video, "DECORD_MAX_BYTES", 1)  # every file counts as large now
+    info = probe(path)
+    seeked = read_frames(path, [0, 150, 299], info)  # sparse: one accurate seek per frame
+    streamed = read_frames(path, list(range(0, 300, 2)), info)  # dense: one streaming select
+    assert len(streamed) == 150 and streamed[75].index == 150
+    for a, b in zip(reference, [*seeked, streamed[75]]):
+        assert a.index == b.index or a.index == 150
+    for a, b in zip(reference, seeked):
+        assert np.abs(a.pixels.astype(int) - b.pixels.astype(int)).mean() < 3
+    assert np.abs(reference[1].pixels.astype(int) - streamed[75].pixels.astype(int)).mean() < 3
+
+
 def test_unsupported_and_corrupt_files(tmp_path, monkeypatch):
     text = tmp_path / "notes.mp4"
     text.write_text("this is a text file\n" * 50)
@@ -116,14 +132,16 @@ def test_unsupported_and_corrupt_files(tmp_path, monkeypatch):
 def test_long_video_decodes_only_what_it_needs(tmp_path, monkeypatch):
     path = tmp_path / "long.mp4"
     write_video(path, seed=2, num_frames=900, size=(64, 48))
+    import decord
+
     calls = []
-    real = video._DecordReader.read
+    real = decord.VideoReader.get_batch
 
     def spy(self, chunk):
         calls.append(len(chunk))
         return real(self, chunk)
 
-    monkeypatch.setattr(video._DecordReader, "read", spy)
+    monkeypatch.setattr(decord.VideoReader, "get_batch", spy)
     frames = list(iter_frames(path, video.STRangeSampler(0, 899).indices(probe(path))))
     assert len(frames) == 100 and max(calls) <= video.DECODE_BATCH
 
@@ -198,8 +216,16 @@ def test_pose_strategies_and_view_selection(miniatures):
     cams = {name: f"{name}.jpg" for name in ImageViewSelector.NUSCENES_ORDER}
     picked = ImageViewSelector(order=ImageViewSelector.NUSCENES_ORDER).select(cams)
     assert [n for n, _ in picked] == ImageViewSelector.NUSCENES_ORDER
-    assert [n for n, _ in ImageViewSelector(order=["CAM_BACK", "CAM_FRONT"]).select(cams)] == ["CAM_BACK", "CAM_FRONT"]
+    assert [n for n, _ in ImageViewSelector(order=["CAM_BACK", "CAM_FRONT"]).select(cams)] == [
+        "CAM_BACK",
+        "CAM_FRONT",
+    ]
     with pytest.raises(MediaError, match="missing view"):
         ImageViewSelector(order=["CAM_TOP"]).select(cams)
     frames = [f"f{i}.png" for i in range(10)]
-    assert [p for _, p in ImageViewSelector(views=4).select(frames)] == ["f0.png", "f3.png", "f6.png", "f9.png"]
+    assert [p for _, p in ImageViewSelector(views=4).select(frames)] == [
+        "f0.png",
+        "f3.png",
+        "f6.png",
+        "f9.png",
+    ]

@@ -46,7 +46,10 @@ def test_shards_read_back_with_webdataset_and_validate(demo_build):
         by_family.setdefault(prov["family"], []).append(rec)
         if prov["family"] == "m4":
             assert rec["metadata"]["num_sample"] == sum(
-                1 for x in items if json.loads(x["json"]).get("metadata", {}).get("dataset") == rec["metadata"]["dataset"])
+                1
+                for x in items
+                if json.loads(x["json"]).get("metadata", {}).get("dataset") == rec["metadata"]["dataset"]
+            )
             assert len(rec["image"]) == sum(v.count("<image>") for v in (c["value"] for c in rec["conversations"]))
     assert all(len(r["provenance"]["media"]) == 100 for r in by_family["st"])
     report = validate_shards(out)
@@ -110,8 +113,13 @@ def test_bad_inputs_are_quarantined_and_the_run_completes(ray_session, miniature
     assert any("zero-byte video" in r["detail"] for r in q if r["source"] == "nextqa")
     assert any("2354786.jpg: cannot decode" in r["detail"] for r in q if r["source"] == "llava_mix")
     s = manifest["sources"]
-    assert s["nlvr2"] == {"listed": 7, "read": 7, "written": 4, "quarantined": {"missing_media": 2, "parse_error": 1},
-                          "duplicates": 0}
+    assert s["nlvr2"] == {
+        "listed": 7,
+        "read": 7,
+        "written": 4,
+        "quarantined": {"missing_media": 2, "parse_error": 1},
+        "duplicates": 0,
+    }
     assert s["nextqa"]["quarantined"] == {"bad_media": 2}  # both questions on the zero-byte video
     assert s["llava_mix"]["quarantined"] == {"bad_media": 2, "filtered": 1}
     for st in s.values():

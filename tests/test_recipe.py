@@ -2,7 +2,11 @@ import pytest
 
 from m4_pipeline.recipe import RecipeError, Sampling, load_recipe, parse_recipe
 
-BASE = {"name": "r", "version": "1", "sources": [{"name": "n", "adapter": "nlvr2", "params": {"splits": ["dev"]}}]}
+BASE = {
+    "name": "r",
+    "version": "1",
+    "sources": [{"name": "n", "adapter": "nlvr2", "params": {"splits": ["dev"]}}],
+}
 
 
 def with_changes(**changes):
@@ -28,7 +32,10 @@ def test_demo_recipe_loads_with_every_adapter(demo_recipe):
         ({**BASE, "shards": 3}, r"unknown key 'shards'"),
         (with_changes(sources__0__framez=3), r"sources\[0\]: unknown key 'framez'"),
         (with_changes(sources__0__params={"frames": 3}), r"sources\[0\]\.params: unknown key 'frames'"),
-        (with_changes(sources__0__adapter="nlvr3"), r"unknown adapter 'nlvr3'; valid adapters: llava_mix, nextqa"),
+        (
+            with_changes(sources__0__adapter="nlvr3"),
+            r"unknown adapter 'nlvr3'; valid adapters: llava_mix, nextqa",
+        ),
         (with_changes(sources__0__sampling="some:3"), r"sampling 'some:3' is not one of"),
         (with_changes(sources__0__params={"splits": "dev"}), r"params\.splits: expected list"),
         ({**BASE, "output": {"shard_max_bytes": "lots"}}, r"output.shard_max_bytes: 'lots' is not a size"),

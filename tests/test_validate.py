@@ -48,7 +48,9 @@ def test_question_type_vocabulary():
 def test_st_token_counts_values_and_order():
     rec = copy.deepcopy(ST_RELEASED)
     rec["variables"]["temporal_output_locations"] = [0.1]
-    assert any("variables.temporal_output_locations: 2 <TEMP-OUTPUT> token(s) but 1 value(s)" in p for p in problems(rec, "st"))
+    assert any(
+        "variables.temporal_output_locations: 2 <TEMP-OUTPUT> token(s) but 1 value(s)" in p for p in problems(rec, "st")
+    )
     rec["variables"]["temporal_output_locations"] = [0.1, 1.5]
     assert any("must be a number in [0, 1]" in p for p in problems(rec, "st"))
     rec["variables"]["temporal_output_locations"] = [0.6, 0.2]

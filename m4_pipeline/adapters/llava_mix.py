@@ -76,15 +76,29 @@ class LLaVAMix(Adapter):
             rows, cols = tiler.grid_for(source.size)
             ops = [*source.ops, f"anyres:{rows}x{cols}"]
             for patch in tiler.tile(open_image(source.data, rel)):
-                media.append(Media("patch", 0, encode_jpeg(patch.image), "jpg", grid=patch.grid,
-                                   size=list(patch.image.size), ops=ops))
+                media.append(
+                    Media(
+                        "patch",
+                        0,
+                        encode_jpeg(patch.image),
+                        "jpg",
+                        grid=patch.grid,
+                        size=list(patch.image.size),
+                        ops=ops,
+                    )
+                )
             paths.append(image)
         return Sample(
             key="",
             family="m4",
             conversations=[Turn(t["from"], t["value"]) for t in turns],
-            record=m4_record(record.source_id, paths, dataset=p.dataset_name, question_type="open-ended",
-                             task_instruction=p.task_instruction),
+            record=m4_record(
+                record.source_id,
+                paths,
+                dataset=p.dataset_name,
+                question_type="open-ended",
+                task_instruction=p.task_instruction,
+            ),
             media=media,
         )
 
@@ -121,7 +135,9 @@ def write_miniature(root: Path, *, seed: int = 0) -> None:
     items.append(dict(items[1], id="gqa-repeat-2354786"))  # an exact duplicate under another id
     items.append({
         "id": "text-only-0",
-        "conversations": [{"from": "human", "value": "Write a haiku about data."},
-                          {"from": "gpt", "value": "Rows of quiet bytes / shuffled, hashed and written down / the model reads on."}],
+        "conversations": [
+            {"from": "human", "value": "Write a haiku about data."},
+            {"from": "gpt", "value": "Rows of quiet bytes / shuffled, hashed and written down / the model reads on."},
+        ],
     })  # fmt: skip
     (root / "llava_v1_5_mix665k.json").write_text(json.dumps(items, indent=1))

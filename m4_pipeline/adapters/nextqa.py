@@ -21,12 +21,26 @@ from pathlib import Path
 
 from ..formats import m4_record
 from ..media.images import encode_jpeg
-from ..media.video import UniformSampler, iter_frames, probe
+from ..media.video import FpsSampler, UniformSampler, iter_frames, probe
 from ..sample import Media, Sample, Turn
 from ..synthetic import write_video
 from .base import Adapter, RawRecord, SourceError
 
-COLUMNS = ["video", "frame_count", "width", "height", "question", "answer", "qid", "type", "a0", "a1", "a2", "a3", "a4"]
+COLUMNS = [
+    "video",
+    "frame_count",
+    "width",
+    "height",
+    "question",
+    "answer",
+    "qid",
+    "type",
+    "a0",
+    "a1",
+    "a2",
+    "a3",
+    "a4",
+]
 LETTERS = "ABCDE"
 
 
@@ -34,6 +48,8 @@ LETTERS = "ABCDE"
 class Params:
     splits: list[str] = field(default_factory=lambda: ["train"])
     frames: int = 8  # frames per sample: not published for M4-Instruct (8-10 is typical)
+    frame_strategy: str = "uniform"  # uniform: `frames` by linspace | fps: every avg_fps/video_fps-th, capped
+    video_fps: float = 1.0  # fps strategy only
     annotation_dir: str = "dataset/nextqa"
     video_dir: str = "NExTVideo"
     image_prefix: str = "nextqa"
@@ -43,11 +59,19 @@ class Params:
     task_instruction: str = ""
 
 
+def make_sampler(strategy: str, frames: int, video_fps: float):
+    if strategy == "uniform":
+        return UniformSampler(frames)
+    if strategy == "fps":
+        return FpsSampler(video_fps=video_fps, frames_upbound=frames)
+    raise SourceError("invalid_annotation", f"frame_strategy {strategy!r} is not one of uniform, fps")
+
+
 @lru_cache(maxsize=8)
-def _video_frames(path: str, num: int) -> tuple:
+def _video_frames(path: str, strategy: str, num: int, video_fps: float) -> tuple:
     """Encoded frames of one video (several questions share a video)."""
     info = probe(Path(path))
-    frames = iter_frames(Path(path), UniformSampler(num).indices(info), info)
+    frames = iter_frames(Path(path), make_sampler(strategy, num, video_fps).indices(info), info)
     return tuple((f.index, f.timestamp, encode_jpeg(f.pixels), [f.pixels.shape[1], f.pixels.shape[0]]) for f in frames)
 
 
@@ -71,8 +95,13 @@ class NExTQA(Adapter):
                 for rowno, row in enumerate(reader, start=2):
                     locator = f"row {rowno}"
                     if len(row) != len(header):
-                        yield RawRecord(rel, locator, f"{split}-row{rowno}", None,
-                                        f"{rel} row {rowno}: {len(row)} columns, expected {len(header)}")
+                        yield RawRecord(
+                            rel,
+                            locator,
+                            f"{split}-row{rowno}",
+                            None,
+                            f"{rel} row {rowno}: {len(row)} columns, expected {len(header)}",
+                        )
                         continue
                     obj = dict(zip(header, row))
                     yield RawRecord(rel, locator, f"{split}-{obj['video']}-{obj['qid']}", obj)
@@ -98,9 +127,11 @@ class NExTQA(Adapter):
         if rel is None:
             raise SourceError("missing_media", f"{record.locator}: video {vid} not in map_vid_vidorID.json")
         path = self.require_file(f"{p.video_dir}/{rel}.mp4", "video")
-        frames = _video_frames(str(path), p.frames)
-        media = [Media("frame", slot, data, "jpg", frame_index=idx, timestamp=ts, size=size)
-                 for slot, (idx, ts, data, size) in enumerate(frames)]
+        frames = _video_frames(str(path), p.frame_strategy, p.frames, p.video_fps)
+        media = [
+            Media("frame", slot, data, "jpg", frame_index=idx, timestamp=ts, size=size)
+            for slot, (idx, ts, data, size) in enumerate(frames)
+        ]
         paths = [f"{p.image_prefix}/{vid}/frame_{m.frame_index:06d}.jpg" for m in media]
         option_text = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
         question = p.prompt.format(question=row["question"], options=option_text)
@@ -111,8 +142,14 @@ class NExTQA(Adapter):
                 Turn("human", "<image>" * len(media) + "\n" + question),
                 Turn("gpt", p.answer.format(letter=LETTERS[answer], option=options[answer])),
             ],
-            record=m4_record(record.source_id, paths, dataset=p.dataset_name, question_type="multi-choice",
-                             task_instruction=p.task_instruction, choice_list=options),
+            record=m4_record(
+                record.source_id,
+                paths,
+                dataset=p.dataset_name,
+                question_type="multi-choice",
+                task_instruction=p.task_instruction,
+                choice_list=options,
+            ),
             media=media,
         )
 

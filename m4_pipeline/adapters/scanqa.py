@@ -87,13 +87,23 @@ class ScanQA(Adapter):
         scene_dir = self.root / p.scans_dir / obj["scene_id"]
         self.require_file(f"{p.scans_dir}/{obj['scene_id']}/{obj['scene_id']}_vh_clean_2.ply", "mesh")
         if p.view_poses not in POSE_STRATEGIES:
-            raise SourceError("invalid_annotation", f"view_poses {p.view_poses!r} is not one of {sorted(POSE_STRATEGIES)}")
+            raise SourceError(
+                "invalid_annotation", f"view_poses {p.view_poses!r} is not one of {sorted(POSE_STRATEGIES)}"
+            )
         # trajectory views are the same for every question on a scene; orbit views follow the sample key
         seed_key = self.key_for(record) if p.view_poses == "orbit" else ""
         views = _render(str(scene_dir), obj["scene_id"], p.view_poses, p.views, tuple(p.render_size), seed_key)
         media = [
-            Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=list(p.render_size),
-                  ops=[f"render:{p.view_poses}:{label}"])
+            Media(
+                "view",
+                slot,
+                data,
+                "jpg",
+                pose=pose,
+                intrinsics=k,
+                size=list(p.render_size),
+                ops=[f"render:{p.view_poses}:{label}"],
+            )
             for slot, (label, pose, k, data) in enumerate(views)
         ]
         paths = [f"{p.image_prefix}/{obj['scene_id']}/view_{label}.jpg" for label, *_ in views]
@@ -104,8 +114,13 @@ class ScanQA(Adapter):
                 Turn("human", "<image>" * len(media) + "\n" + p.prompt.format(question=obj["question"])),
                 Turn("gpt", str(obj["answers"][0])),
             ],
-            record=m4_record(record.source_id, paths, dataset=p.dataset_name, question_type="open-ended",
-                             task_instruction=p.task_instruction),
+            record=m4_record(
+                record.source_id,
+                paths,
+                dataset=p.dataset_name,
+                question_type="open-ended",
+                task_instruction=p.task_instruction,
+            ),
             media=media,
         )
 

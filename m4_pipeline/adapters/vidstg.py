@@ -130,7 +130,9 @@ class VidSTG(Adapter):
         gt_s = max(seg_s, int(entry["temporal_gt"]["begin_fid"]))
         gt_e = min(seg_e, int(entry["temporal_gt"]["end_fid"]) - 1)  # exclusive end -> last frame
         if seg_e <= seg_s or gt_e < gt_s:
-            raise SourceError("invalid_annotation", f"{where}: empty segment [{seg_s}, {seg_e}] or span [{gt_s}, {gt_e}]")
+            raise SourceError(
+                "invalid_annotation", f"{where}: empty segment [{seg_s}, {seg_e}] or span [{gt_s}, {gt_e}]"
+            )
         video_rel = f"{p.vidor_dir}/video/{vidor['video_path']}"
         frames = _st_frames(str(self.require_file(video_rel, "video")), seg_s, seg_e)
 
@@ -141,8 +143,15 @@ class VidSTG(Adapter):
             if gt_s <= idx <= gt_e and idx < len(trajectories):
                 box = next((b["bbox"] for b in trajectories[idx] if b.get("tid") == tid), None)
                 if box is not None:
-                    tube.append((_norm(idx, seg_s, seg_e), box["xmin"] / width, box["ymin"] / height,
-                                 box["xmax"] / width, box["ymax"] / height))
+                    tube.append(
+                        (
+                            _norm(idx, seg_s, seg_e),
+                            box["xmin"] / width,
+                            box["ymin"] / height,
+                            box["xmax"] / width,
+                            box["ymax"] / height,
+                        )
+                    )
         tube = list(dict.fromkeys(tube))  # repeated sampled frames (short segments) give one box
         if not tube:
             raise SourceError("invalid_annotation", f"{where}: target {tid} has no box inside the span")
@@ -163,8 +172,9 @@ class VidSTG(Adapter):
         if kind != "captions":
             description += "?"
         answer = p.answer.format(phrase=phrase, span=SPAN, tube=", ".join(f"<TEMP-OUTPUT>:{BOX}" for _ in tube))
-        media = [Media("frame", 0, data, "jpg", frame_index=idx, timestamp=ts, size=size)
-                 for idx, ts, data, size in frames]
+        media = [
+            Media("frame", 0, data, "jpg", frame_index=idx, timestamp=ts, size=size) for idx, ts, data, size in frames
+        ]
         return Sample(
             key="",
             family="st",
@@ -203,7 +213,12 @@ def write_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
             vid = str(2401075277 + offset + v)
             folder = f"{v:04d}"
             n = 150 if v % 2 == 0 else 80  # the short one has fewer frames than ST's 100
-            write_video(root / "vidor" / "video" / folder / f"{vid}.mp4", seed=seed + offset + v, num_frames=n, fps=fps)
+            write_video(
+                root / "vidor" / "video" / folder / f"{vid}.mp4",
+                seed=seed + offset + v,
+                num_frames=n,
+                fps=fps,
+            )
             objects = [{"tid": 0, "category": "toy"}, {"tid": 1, "category": "adult"}]
             vidor = {
                 "version": "VERSION 1.0", "video_id": vid, "video_hash": hashlib.md5(vid.encode()).hexdigest(),

@@ -40,7 +40,9 @@ def read_matrix(path: Path) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise MediaError(f"{path.name}: not a matrix: {err}", reason="invalid_annotation") from err
     if mat.shape != (4, 4) or not np.all(np.isfinite(mat)):
-        raise MediaError(f"{path.name}: expected a finite 4x4 matrix, got shape {mat.shape}", reason="invalid_annotation")
+        raise MediaError(
+            f"{path.name}: expected a finite 4x4 matrix, got shape {mat.shape}", reason="invalid_annotation"
+        )
     return mat
 
 
@@ -143,7 +145,14 @@ class ImageViewSelector:
     ...}``), returned in the recipe's ``order``, or an ordered list of frames (ALFRED's egocentric
     frames), of which ``views`` are taken uniformly."""
 
-    NUSCENES_ORDER = ["CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"]
+    NUSCENES_ORDER = [
+        "CAM_FRONT_LEFT",
+        "CAM_FRONT",
+        "CAM_FRONT_RIGHT",
+        "CAM_BACK_LEFT",
+        "CAM_BACK",
+        "CAM_BACK_RIGHT",
+    ]
 
     def __init__(self, *, order: list[str] | None = None, views: int | None = None):
         self.order, self.views = order, views

@@ -10,6 +10,7 @@ so variable frame rate videos get true times). Rotation metadata is applied by b
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DECODE_BATCH = 16  # frames decoded at once: bounds memory for 1080p and longer clips
+DECODE_THREADS = 2  # decord's decoder threads (0, FFmpeg's choice, took 3 GB on 1080p)
+# decord's memory grows with the file's size (~1.5x its bytes); larger files are read by seeking
+# with ffmpeg, one frame at a time, in constant memory.
+DECORD_MAX_BYTES = 256 * 1024 * 1024
+SEEK_COST_FRAMES = 125  # frames an accurate seek decodes on average (half a typical 250-frame GOP)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,9 @@ class ExplicitFrames:
     def indices(self, info: VideoInfo) -> list[int]:
         bad = [i for i in self.frame_ids if not 0 <= i < info.num_frames]
         if bad:
-            raise MediaError(f"frame {bad[0]} is outside the video's {info.num_frames} frames", reason="invalid_annotation")
+            raise MediaError(
+                f"frame {bad[0]} is outside the video's {info.num_frames} frames", reason="invalid_annotation"
+            )
         return list(self.frame_ids)
 
 
@@ -151,15 +159,10 @@ def probe(path: Path, *, folder_fps: float = 1.0) -> VideoInfo:
         with _open_image(files[0]) as img:
             return VideoInfo(len(files), folder_fps, img.width, img.height)
     _check_file(path)
-    decord = _decord()
-    if decord is not None:
-        try:
-            vr = decord.VideoReader(str(path), num_threads=1)
-            if len(vr) > 0:
-                h, w = vr[0].shape[:2]
-                return VideoInfo(len(vr), float(vr.get_avg_fps()), w, h)
-        except Exception as err:  # decord raises DECORDError / RuntimeError
-            log.debug("decord cannot open %s (%s); trying ffmpeg", path, err)
+    reader = _DecordReader.open(path)
+    if reader is not None and len(reader.vr) > 0:
+        h, w = reader.vr[0].shape[:2]
+        return VideoInfo(len(reader.vr), float(reader.vr.get_avg_fps()), w, h)
     return _ffmpeg_probe(path)
 
 
@@ -176,11 +179,15 @@ def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
             with _open_image(files[i]) as img:
                 yield Frame(i, round(i / info.fps, 6), np.asarray(img.convert("RGB")))
         return
-    reader = _DecordReader.open(path) or _FfmpegReader(path, info)
-    for start in range(0, len(indices), DECODE_BATCH):
-        chunk = indices[start : start + DECODE_BATCH]
-        for i, (pixels, ts) in zip(chunk, reader.read(chunk)):
-            yield Frame(i, round(ts if ts is not None else i / (info.fps or 1.0), 6), pixels)
+    reader = _DecordReader.open(path)
+    if reader is None:
+        unique = len(set(indices))
+        sparse = unique * SEEK_COST_FRAMES < info.num_frames
+        large = path.stat().st_size > DECORD_MAX_BYTES
+        reader = _FfmpegSeekReader(path, info) if large and sparse else _FfmpegReader(path, info)
+    fps = info.fps or 1.0
+    for i, pixels, ts in reader.frames(indices):
+        yield Frame(i, round(ts if ts is not None else i / fps, 6), pixels)
 
 
 def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> list[Frame]:
@@ -212,51 +219,105 @@ class _DecordReader:
 
     @classmethod
     def open(cls, path: Path) -> _DecordReader | None:
-        decord = _decord()
-        if decord is None:
-            return None
-        try:
-            return cls(decord.VideoReader(str(path), num_threads=1))
-        except Exception as err:
-            log.debug("decord cannot open %s (%s); using ffmpeg", path, err)
-            return None
+        """decord's reader for ``path``, or None when decord is missing or cannot open it.
 
-    def read(self, chunk: list[int]) -> list[tuple[np.ndarray, float | None]]:
-        unique = sorted(set(chunk))
-        batch = self.vr.get_batch(unique).asnumpy()
-        times = self.vr.get_frame_timestamp(unique)[:, 0]
-        by_index = {i: (np.ascontiguousarray(b), float(t)) for i, b, t in zip(unique, batch, times)}
-        return [by_index[i] for i in chunk]
+        The last two readers are kept: probing and then reading a video opens it once."""
+        stat = path.stat()
+        if _decord() is None or stat.st_size > DECORD_MAX_BYTES:
+            return None
+        return _open_decord(str(path), stat.st_size, stat.st_mtime_ns)
+
+    def frames(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        for start in range(0, len(indices), DECODE_BATCH):
+            chunk = indices[start : start + DECODE_BATCH]
+            unique = sorted(set(chunk))
+            batch = self.vr.get_batch(unique).asnumpy()
+            times = self.vr.get_frame_timestamp(unique)[:, 0]
+            by_index = {i: (np.ascontiguousarray(b), float(t)) for i, b, t in zip(unique, batch, times)}
+            for i in chunk:
+                yield i, *by_index[i]
+
+
+@lru_cache(maxsize=2)
+def _open_decord(path: str, size: int, mtime_ns: int) -> _DecordReader | None:
+    try:
+        return _DecordReader(_decord().VideoReader(path, num_threads=DECODE_THREADS))
+    except Exception as err:  # decord raises DECORDError / RuntimeError
+        log.debug("decord cannot open %s (%s); using ffmpeg", path, err)
+        return None
 
 
 class _FfmpegReader:
-    """Fallback decoder: ffmpeg's select filter, raw RGB frames over a pipe (autorotated)."""
+    """Fallback decoder: one ffmpeg process, select filter, raw RGB frames read one at a time
+    from its pipe (autorotated). Memory stays constant for sorted requests (what samplers give)."""
 
     def __init__(self, path: Path, info: VideoInfo):
         self.path, self.info = path, info
 
-    def read(self, chunk: list[int]) -> list[tuple[np.ndarray, float | None]]:
+    def frames(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        unique = sorted(set(indices))
+        if indices != sorted(indices):  # arbitrary order: decode once, then hand out in order
+            by_index = dict(zip(unique, (px for _, px, _ in self.frames(unique))))
+            for i in indices:
+                yield i, by_index[i], None
+            return
         import ffmpeg  # ffmpeg-python
 
-        unique = sorted(set(chunk))
-        expr = "+".join(f"eq(n,{i})" for i in unique)  # ffmpeg-python escapes the commas
-        try:
-            out, _ = (
-                ffmpeg.input(str(self.path))
-                .filter("select", expr)
-                .output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough")
-                .run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True)
-            )
-        except ffmpeg.Error as err:
-            tail = err.stderr.decode(errors="replace")[-200:]
-            raise MediaError(f"{self.path.name}: ffmpeg cannot decode: {tail}") from err
+        expr = _any_of([f"eq(n,{i})" for i in unique])  # ffmpeg-python escapes the commas
         w, h = self.info.width, self.info.height
         size = w * h * 3
-        if size == 0 or len(out) < size * len(unique):
-            raise MediaError(f"{self.path.name}: ffmpeg returned {len(out)} bytes for {len(unique)} frames")
-        arr = np.frombuffer(out, np.uint8)[: size * len(unique)].reshape(len(unique), h, w, 3)
-        by_index = dict(zip(unique, arr))
-        return [(by_index[i], None) for i in chunk]
+        proc = (
+            ffmpeg.input(str(self.path))
+            .filter("select", expr)
+            .output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough")
+            .global_args("-v", "error", "-nostdin")
+            .run_async(cmd=ffmpeg_binary(), pipe_stdout=True, pipe_stderr=True)
+        )
+        try:
+            decoded: dict[int, np.ndarray] = {}
+            for i in indices:
+                if i not in decoded:
+                    data = proc.stdout.read(size)
+                    if size == 0 or len(data) < size:
+                        tail = proc.stderr.read().decode(errors="replace")[-200:]
+                        raise MediaError(
+                            f"{self.path.name}: ffmpeg returned no frame {i} ({tail.strip() or 'end of stream'})"
+                        )
+                    decoded = {i: np.frombuffer(data, np.uint8).reshape(h, w, 3)}  # keep only the last
+                yield i, decoded[i], None
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def _any_of(terms: list[str]) -> str:
+    """A balanced sum of terms: ffmpeg's expression parser fails on long flat chains."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return f"({_any_of(terms[:mid])}+{_any_of(terms[mid:])})"
+
+
+class _FfmpegSeekReader:
+    """For large files: one accurate seek and one decoded frame per index, in constant memory.
+
+    Times come from the index and the average frame rate, so variable-frame-rate files are only
+    approximately right on this path."""
+
+    def __init__(self, path: Path, info: VideoInfo):
+        self.path, self.info = path, info
+
+    def frames(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        w, h = self.info.width, self.info.height
+        for i in indices:
+            t = i / (self.info.fps or 1.0)
+            cmd = [ffmpeg_binary(), "-v", "error", "-nostdin", "-ss", f"{t:.6f}", "-i", str(self.path),
+                   "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, timeout=600)
+            if proc.returncode != 0 or len(proc.stdout) < w * h * 3:
+                tail = proc.stderr.decode(errors="replace")[-200:]
+                raise MediaError(f"{self.path.name}: ffmpeg cannot decode frame {i}: {tail}")
+            yield i, np.frombuffer(proc.stdout[: w * h * 3], np.uint8).reshape(h, w, 3), None
 
 
 def _check_file(path: Path) -> None:
@@ -279,8 +340,33 @@ def ffmpeg_binary() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _ffprobe(path: Path) -> VideoInfo | None:
+    """Frame count from the container header (or a packet count), without decoding."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        return None
+    entries = "stream=width,height,avg_frame_rate,nb_frames:stream_side_data=rotation"
+    cmd = [exe, "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    try:
+        stream = json.loads(proc.stdout)["streams"][0]
+        num, den = (int(x) for x in stream["avg_frame_rate"].split("/"))
+        frames, w, h = int(stream["nb_frames"]), int(stream["width"]), int(stream["height"])
+    except (ValueError, KeyError, IndexError, ZeroDivisionError, json.JSONDecodeError):
+        return None  # no header count: let the decoding probe count
+    rotation = next((d.get("rotation", 0) for d in stream.get("side_data_list", []) if "rotation" in d), 0)
+    if round(abs(float(rotation))) % 180 == 90:
+        w, h = h, w  # decoders autorotate
+    if frames <= 0 or den == 0 or num == 0:
+        return None
+    return VideoInfo(frames, num / den, w, h)
+
+
 def _ffmpeg_probe(path: Path) -> VideoInfo:
-    """Count frames by decoding to null with ffmpeg (works without ffprobe)."""
+    """ffprobe's header count when it has one, else count frames by decoding to null with ffmpeg."""
+    quick = _ffprobe(path)
+    if quick is not None:
+        return quick
     cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     err = proc.stderr

@@ -22,9 +22,17 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .process import account, num_samples_by_dataset, plan_units, process_unit, resolve_duplicates
+from .process import (
+    account,
+    completed_units,
+    dedup_provenance,
+    num_samples_by_dataset,
+    plan_units,
+    process_unit,
+    resolve_duplicates,
+)
 from .recipe import Recipe
-from .writer import ShardPlan, dump_json, plan_shards, write_shard
+from .writer import ShardPlan, completed_shard, dump_json, plan_shards, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     return ray
 
 
+class ResumeError(RuntimeError):
+    """``--resume`` on an output folder that holds no run, or a run of another recipe or input."""
+
+
+OUTPUTS = ("index.json", "manifest.json", "quarantine.jsonl", "duplicates.jsonl")
+
+
 def run_build(
     recipe: Recipe,
     sources_dir: str | Path,
@@ -58,9 +73,17 @@ def run_build(
     *,
     ray_address: str | None = None,
     num_cpus: int | None = None,
+    max_workers: int | None = None,
+    resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Build the recipe's shards into ``out_dir``; return the run manifest."""
+    """Build the recipe's shards into ``out_dir``; return the run manifest.
+
+    Work happens in units (record chunks) and shards, each finished by a marker written after
+    its output. ``resume=True`` continues an interrupted build of the same recipe and sources:
+    finished units and shards are kept, the rest is redone, and the result is byte-identical to
+    an uninterrupted run. ``max_workers`` caps the parallel tasks (default: all CPUs).
+    """
     ray = init_ray(ray_address, num_cpus)
     from ray.data import DataContext
     from tqdm import tqdm
@@ -72,26 +95,26 @@ def run_build(
 
     started = time.time()
     out_dir, sources_dir = Path(out_dir).resolve(), Path(sources_dir).resolve()
-    staging = out_dir / "_staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    for old in out_dir.glob("*.tar"):
-        old.unlink()
+    work = out_dir / "_work"
+    run_info = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "sources": str(sources_dir),
+                "records_per_unit": recipe.output.records_per_unit, "pipeline_version": __version__}  # fmt: skip
+    _prepare(out_dir, work, run_info, resume)
 
     units, listing = plan_units(recipe, sources_dir)
+    finished = completed_units(work)
+    rows: list[dict] = [row for u in units for row in finished.get(u["unit_id"], [])]
+    todo = [u for u in units if u["unit_id"] not in finished]
     total = sum(v["selected"] for v in listing.values())
-    log.info("%d records in %d work units from %d sources", total, len(units), len(listing))
-
-    rows: list[dict] = []
-    if units:
-        name, version = recipe.name, recipe.version
+    log.info("%d records in %d work units (%d already done)", total, len(units), len(units) - len(todo))
+    limits = {"num_cpus": 1, **({"concurrency": max_workers} if max_workers else {})}
+    if todo:
+        name, version, sha = recipe.name, recipe.version, recipe.sha256
 
         def stage(unit: dict) -> list[dict]:
-            return process_unit(unit, staging, recipe_name=name, recipe_version=version)
+            return process_unit(unit, work, recipe_name=name, recipe_version=version, recipe_sha256=sha)
 
-        ds = ray.data.from_items(units, override_num_blocks=len(units)).flat_map(stage, num_cpus=1)
-        with tqdm(total=total, desc="samples", unit="rec", disable=not progress) as bar:
+        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).flat_map(stage, **limits)
+        with tqdm(total=total, initial=len(rows), desc="samples", unit="rec", disable=not progress) as bar:
             for row in ds.iter_rows():
                 rows.append(dict(row))
                 bar.update(1)
@@ -100,28 +123,46 @@ def run_build(
     stats = account(rows, listing)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
     num_samples = num_samples_by_dataset(kept, recipe)
-    plans = plan_shards(
-        kept,
-        prefix=recipe.name,
-        max_samples=recipe.output.shard_max_samples,
-        max_bytes=recipe.output.shard_max_bytes,
-    )
-    shards = []
-    if plans:
-        plan_rows = [{"plan": json.dumps(dataclasses.asdict(p))} for p in plans]
+    dedup = dedup_provenance(rows)
+    plans = plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
+                        max_bytes=recipe.output.shard_max_bytes)  # fmt: skip
+    shards = [info for p in plans if (info := completed_shard(out_dir, work, p.name))]
+    done_names = {s["name"] for s in shards}
+    todo_plans = [p for p in plans if p.name not in done_names]
+    if todo_plans:
+        plan_rows = [{"plan": json.dumps(dataclasses.asdict(p))} for p in todo_plans]
 
         def write(row: dict) -> dict:
-            return write_shard(ShardPlan(**json.loads(row["plan"])), out_dir, staging, num_samples)
+            return write_shard(ShardPlan(**json.loads(row["plan"])), out_dir, work, num_samples, dedup)
 
-        ds = ray.data.from_items(plan_rows, override_num_blocks=len(plan_rows)).map(write, num_cpus=1)
-        with tqdm(total=len(plans), desc="shards", unit="shard", disable=not progress) as bar:
+        ds = ray.data.from_items(plan_rows, override_num_blocks=len(plan_rows)).map(write, **limits)
+        with tqdm(total=len(plans), initial=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
             for row in ds.iter_rows():
                 shards.append(dict(row))
                 bar.update(1)
     shards.sort(key=lambda s: s["name"])
     manifest = _write_reports(out_dir, recipe, rows, stats, shards, started)
-    shutil.rmtree(staging)
+    shutil.rmtree(work)
     return manifest
+
+
+def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:
+    """A fresh run clears the previous outputs; a resumed one checks it continues the same run."""
+    run_file = work / "run.json"
+    if resume:
+        if not run_file.is_file():
+            raise ResumeError(f"nothing to resume in {out_dir}: no interrupted build there")
+        previous = json.loads(run_file.read_text())
+        if previous != run_info:
+            changed = sorted(k for k in run_info if previous.get(k) != run_info[k])
+            raise ResumeError(f"cannot resume {out_dir}: {', '.join(changed)} changed since the interrupted run")
+        return
+    if work.exists():
+        shutil.rmtree(work)
+    for old in [*out_dir.glob("*.tar"), *out_dir.glob("*.tar.tmp"), *(out_dir / n for n in OUTPUTS)]:
+        old.unlink(missing_ok=True)
+    work.mkdir(parents=True)
+    run_file.write_text(json.dumps(run_info, indent=2))
 
 
 def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) -> dict:

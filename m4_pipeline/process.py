@@ -23,7 +23,7 @@ from .formats import FormatError
 from .recipe import Recipe
 from .sample import Sample
 from .validate import ValidationError, check_sample
-from .writer import sample_members, write_tar
+from .writer import sample_members, write_atomic, write_tar
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,13 @@ def fingerprint(sample: Sample) -> str:
     return h.hexdigest()
 
 
-def process_unit(unit: dict, staging_dir: Path, *, recipe_name: str, recipe_version: str) -> list[dict]:
-    """Build, validate and stage one unit's samples; one outcome row per record."""
+def process_unit(
+    unit: dict, staging_dir: Path, *, recipe_name: str, recipe_version: str, recipe_sha256: str = ""
+) -> list[dict]:
+    """Build, validate and stage one unit's samples; one outcome row per record.
+
+    Writes ``<unit>.tar`` (the valid samples' members), then ``<unit>.done.json`` (the rows):
+    the marker comes last, so a unit with a marker is complete and a resumed build skips it."""
     adapter = make_adapter(json.loads(unit["spec"]))
     rows, members = [], []
     for ordinal, rec_json in json.loads(unit["records"]):
@@ -119,7 +124,9 @@ def process_unit(unit: dict, staging_dir: Path, *, recipe_name: str, recipe_vers
             "fragment": "",
         }
         try:
-            sample = adapter.build(record, recipe=recipe_name, recipe_version=recipe_version)
+            sample = adapter.build(
+                record, recipe=recipe_name, recipe_version=recipe_version, recipe_sha256=recipe_sha256
+            )
             check_sample(sample)
         except SourceError as err:
             row.update(status="quarantined", reason=err.reason, detail=str(err))
@@ -142,7 +149,17 @@ def process_unit(unit: dict, staging_dir: Path, *, recipe_name: str, recipe_vers
         rows.append(row)
     staging_dir.mkdir(parents=True, exist_ok=True)
     write_tar(staging_dir / f"{unit['unit_id']}.tar", members)
+    write_atomic(unit_marker(staging_dir, unit["unit_id"]), json.dumps(rows).encode())
     return rows
+
+
+def unit_marker(staging_dir: Path, unit_id: str) -> Path:
+    return staging_dir / f"{unit_id}.done.json"
+
+
+def completed_units(staging_dir: Path) -> dict[str, list[dict]]:
+    """Rows of the units a previous (interrupted) run finished, by unit id."""
+    return {p.name[: -len(".done.json")]: json.loads(p.read_text()) for p in staging_dir.glob("*.done.json")}
 
 
 # --- exact dedup and accounting (driver) --------------------------------------------------------
@@ -175,6 +192,16 @@ def resolve_duplicates(rows: list[dict], *, exact: bool) -> list[dict]:
             kept_by_key[row["key"]] = row
             kept_by_print[row["fingerprint"]] = row
     return rows
+
+
+def dedup_provenance(rows: list[dict]) -> dict[str, dict]:
+    """For each kept sample that others duplicate: its cluster id and the removed keys."""
+    out: dict[str, dict] = {}
+    for r in sorted(rows, key=lambda r: r["key"]):
+        if r["status"] == "duplicate":
+            entry = out.setdefault(r["duplicate_of"], {"cluster": r["fingerprint"][:16], "removed": []})
+            entry["removed"].append({"key": r["key"], "reason": r["reason"]})
+    return out
 
 
 def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:

@@ -18,6 +18,8 @@ A recipe is a YAML file, validated on load; every error names the file and the b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -101,6 +103,16 @@ class Recipe:
     output: OutputSpec = field(default_factory=OutputSpec)
     dedup: DedupSpec = field(default_factory=DedupSpec)
     path: str = ""
+
+    @property
+    def sha256(self) -> str:
+        """A hash of everything that shapes the output: not where the recipe file lives, nor how
+        the work is cut into units (``records_per_unit``), which changes no output byte."""
+        fields = dataclasses.asdict(self)
+        fields.pop("path")
+        fields["output"].pop("records_per_unit")
+        text = json.dumps(fields, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def source(self, name: str) -> SourceSpec:
         for s in self.sources:

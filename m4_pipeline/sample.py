@@ -64,6 +64,8 @@ class Provenance:
     recipe: str = ""
     recipe_version: str = ""
     adapter: str = ""
+    recipe_sha256: str = ""  # hash of the parsed recipe: any parameter change shows
+    pipeline_version: str = ""
 
 
 @dataclass

@@ -54,6 +54,16 @@ def write_tar(path: Path, members: list[tuple[str, bytes]]) -> tuple[str, int]:
     return file_sha256(path), path.stat().st_size
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a small file under a temporary name, then rename: readers see all of it or nothing."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -89,11 +99,15 @@ def plan_shards(entries: list[dict], *, prefix: str, max_samples: int, max_bytes
     return plans
 
 
-def write_shard(plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: dict[str, int]) -> dict:
+def write_shard(
+    plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: dict[str, int], dedup: dict[str, dict]
+) -> dict:
     """Copy the planned samples' members from their staging fragments into one shard.
 
-    ``num_samples`` maps an M4 ``metadata.dataset`` to its number of written samples, filled
-    into ``metadata.num_sample`` where the adapter left it empty.
+    Two things are only known once every sample is built, so they are filled into the JSON
+    member here: ``metadata.num_sample`` (written samples of that M4 ``metadata.dataset``) where
+    the adapter left it empty, and ``provenance.dedup`` for a sample that others duplicate.
+    A ``<shard>.done.json`` marker in ``staging_dir`` follows the shard's rename.
     """
     members: list[tuple[str, bytes]] = []
     open_fragments: dict[str, tarfile.TarFile] = {}
@@ -106,27 +120,40 @@ def write_shard(plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: 
             for name in entry["members"]:
                 data = tf.extractfile(name).read()
                 if name.endswith(".json"):
-                    data = _fill_num_sample(data, num_samples)
+                    data = _finalize_json(data, num_samples, dedup.get(entry["key"]))
                 members.append((name, data))
     finally:
         for tf in open_fragments.values():
             tf.close()
     sha, size = write_tar(out_dir / plan.name, members)
     keys = [e["key"] for e in plan.entries]
-    return {
-        "name": plan.name,
-        "sha256": sha,
-        "bytes": size,
-        "samples": len(keys),
-        "first_key": keys[0],
-        "last_key": keys[-1],
-    }
+    info = {"name": plan.name, "sha256": sha, "bytes": size, "samples": len(keys), "first_key": keys[0],
+            "last_key": keys[-1]}  # fmt: skip
+    write_atomic(shard_marker(staging_dir, plan.name), json.dumps(info).encode())
+    return info
 
 
-def _fill_num_sample(data: bytes, num_samples: dict[str, int]) -> bytes:
+def shard_marker(staging_dir: Path, name: str) -> Path:
+    return staging_dir / f"{name}.done.json"
+
+
+def completed_shard(out_dir: Path, staging_dir: Path, name: str) -> dict | None:
+    """The marker of a shard a previous run finished, if the shard on disk still matches it."""
+    marker, shard = shard_marker(staging_dir, name), out_dir / name
+    if not (marker.is_file() and shard.is_file()):
+        return None
+    info = json.loads(marker.read_text())
+    return info if file_sha256(shard) == info["sha256"] else None
+
+
+def _finalize_json(data: bytes, num_samples: dict[str, int], dedup: dict | None) -> bytes:
     record = json.loads(data)
     meta = record.get("metadata")
+    changed = False
     if isinstance(meta, dict) and meta.get("num_sample", 0) is None:
         meta["num_sample"] = num_samples.get(meta.get("dataset"), 0)
-        return dump_json(record)
-    return data
+        changed = True
+    if dedup:
+        record["provenance"]["dedup"] = dedup
+        changed = True
+    return dump_json(record) if changed else data

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import __version__
 from ..errors import MediaError, SourceError
 from ..sample import Family, Provenance, Sample, make_key
 
@@ -74,7 +75,7 @@ class Adapter:
     def key_for(self, record: RawRecord) -> str:
         return make_key(self.source_name, record.source_id)
 
-    def build(self, record: RawRecord, *, recipe: str = "", recipe_version: str = "") -> Sample:
+    def build(self, record: RawRecord, *, recipe: str = "", recipe_version: str = "", recipe_sha256: str = "") -> Sample:
         if record.error is not None:
             raise SourceError("parse_error", record.error)
         sample = self.to_sample(record)
@@ -86,6 +87,8 @@ class Adapter:
             recipe=recipe,
             recipe_version=recipe_version,
             adapter=self.name,
+            recipe_sha256=recipe_sha256,
+            pipeline_version=__version__,
         )
         return sample
 

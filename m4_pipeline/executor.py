@@ -106,7 +106,9 @@ def run_build(
     todo = [u for u in units if u["unit_id"] not in finished]
     total = sum(v["selected"] for v in listing.values())
     log.info("%d records in %d work units (%d already done)", total, len(units), len(units) - len(todo))
-    limits = {"num_cpus": 1, **({"concurrency": max_workers} if max_workers else {})}
+    limits = {"num_cpus": 1}
+    if max_workers:
+        limits["compute"] = ray.data.TaskPoolStrategy(size=max_workers)
     if todo:
         name, version, sha = recipe.name, recipe.version, recipe.sha256
 

@@ -130,18 +130,18 @@ def test_two_node_cluster_survives_losing_its_worker_node(reference, miniatures,
     temp = tempfile.mkdtemp(prefix="/tmp/m4c-")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                             "--include-dashboard=false", f"--temp-dir={temp}", *common],
-                            start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    head_cmd = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                f"--temp-dir={temp}", *common]  # fmt: skip
+    head = subprocess.Popen(head_cmd, start_new_session=True, env=env, **quiet)
     worker = None
     try:
         deadline = time.time() + 90
         while ray_nodes(address) < 1:
             assert time.time() < deadline, "head node did not start"
             time.sleep(1)
-        worker = subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", *common],
-                                  start_new_session=True, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        worker_cmd = [RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", *common]
+        worker = subprocess.Popen(worker_cmd, start_new_session=True, env=env, **quiet)
         while ray_nodes(address) < 2:
             assert time.time() < deadline, "worker node did not join"
             time.sleep(1)

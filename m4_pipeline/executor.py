@@ -92,6 +92,9 @@ def run_build(
     ctx.enable_progress_bars = False
     ctx.execution_options.preserve_order = False
     ctx.execution_options.verbose_progress = False
+    # Per-operator reservations kept one of two CPUs idle on small machines (measured: 1.06 -> 1.74
+    # tasks in flight on 2 CPUs); every stage here is CPU-bound with num_cpus=1, so share freely.
+    ctx.op_resource_reservation_enabled = False
 
     started = time.time()
     out_dir, sources_dir = Path(out_dir).resolve(), Path(sources_dir).resolve()

@@ -41,15 +41,20 @@ def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
-def write_tar(path: Path, members: list[tuple[str, bytes]]) -> tuple[str, int]:
-    """Write members to ``path`` atomically; return (sha256, size in bytes)."""
+def write_tar(path: Path, members: list[tuple[str, bytes]], *, durable: bool = True) -> tuple[str, int]:
+    """Write members to ``path`` atomically; return (sha256, size in bytes).
+
+    The rename makes the file appear whole or not at all to any reader, even if the writer is
+    killed; ``durable`` also fsyncs it first, so that a power loss cannot leave a renamed but
+    empty file behind (it costs the disk write, ~30% of the throughput)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         with tarfile.open(fileobj=fh, mode="w", format=tarfile.GNU_FORMAT) as tf:
             for name, data in members:
                 add_member(tf, name, data)
         fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
     return file_sha256(path), path.stat().st_size
 

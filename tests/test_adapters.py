@@ -19,7 +19,9 @@ def test_every_adapter_module_is_registered():
 
 
 def test_unknown_adapter_lists_the_valid_ones():
-    with pytest.raises(KeyError, match="valid adapters: llava_mix, nextqa, nlvr2, scanqa, vidstg"):
+    with pytest.raises(
+        KeyError, match="valid adapters: llava_mix, m4_release, nextqa, nlvr2, scanqa, st_release, vidstg"
+    ):
         get_adapter("coco")
 
 
@@ -88,7 +90,10 @@ def test_miniatures_follow_the_published_layouts(miniatures):
     assert list((miniatures / "vidstg" / "vidor" / "annotation" / "training").glob(f"*/{entry['vid']}.json"))
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
+RELEASES = {"m4_release", "st_release"}  # their miniatures carry planted defects: see test_release_audit.py
+
+
+@pytest.mark.parametrize("name", sorted(set(ADAPTERS) - RELEASES))
 def test_every_miniature_record_builds_a_valid_sample(miniatures, name):
     cls = ADAPTERS[name]
     adapter = cls(miniatures / name)

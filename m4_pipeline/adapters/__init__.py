@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .base import Adapter, MediaError, RawRecord, SourceError
 from .llava_mix import LLaVAMix
+from .m4_release import M4Release
 from .nextqa import NExTQA
 from .nlvr2 import NLVR2
 from .scanqa import ScanQA
+from .st_release import STRelease
 from .vidstg import VidSTG
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -15,6 +17,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     ScanQA.name: ScanQA,
     LLaVAMix.name: LLaVAMix,
     VidSTG.name: VidSTG,
+    M4Release.name: M4Release,
+    STRelease.name: STRelease,
 }
 
 

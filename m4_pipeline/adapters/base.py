@@ -75,7 +75,9 @@ class Adapter:
     def key_for(self, record: RawRecord) -> str:
         return make_key(self.source_name, record.source_id)
 
-    def build(self, record: RawRecord, *, recipe: str = "", recipe_version: str = "", recipe_sha256: str = "") -> Sample:
+    def build(
+        self, record: RawRecord, *, recipe: str = "", recipe_version: str = "", recipe_sha256: str = ""
+    ) -> Sample:
         if record.error is not None:
             raise SourceError("parse_error", record.error)
         sample = self.to_sample(record)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,8 @@ SCANNET_COLOR_SIZE = (1296, 968)  # ScanNet v2 colour frames
 
 
 def _open3d():
+    if os.environ.get("OMP_NUM_THREADS"):  # a one-CPU Ray task renders on one llvmpipe thread
+        os.environ.setdefault("LP_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
     try:
         import open3d
     except ImportError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DECODE_BATCH = 16  # frames decoded at once: bounds memory for 1080p and longer clips
-DECODE_THREADS = 2  # decord's decoder threads (0, FFmpeg's choice, took 3 GB on 1080p)
+DECODE_THREADS = 2  # decord's decoder threads (0, FFmpeg's choice, took 3 GB on 1080p); see _decode_threads
 # decord's memory grows with the file's size (~1.5x its bytes); larger files are read by seeking
 # with ffmpeg, one frame at a time, in constant memory.
 DECORD_MAX_BYTES = 256 * 1024 * 1024
@@ -238,10 +239,16 @@ class _DecordReader:
                 yield i, *by_index[i]
 
 
+def _decode_threads() -> int:
+    """The task's CPU share where a scheduler says it (Ray sets OMP_NUM_THREADS per task), else
+    DECODE_THREADS: a one-CPU task must not decode on two cores."""
+    return int(os.environ.get("OMP_NUM_THREADS") or DECODE_THREADS)
+
+
 @lru_cache(maxsize=2)
 def _open_decord(path: str, size: int, mtime_ns: int) -> _DecordReader | None:
     try:
-        return _DecordReader(_decord().VideoReader(path, num_threads=DECODE_THREADS))
+        return _DecordReader(_decord().VideoReader(path, num_threads=_decode_threads()))
     except Exception as err:  # decord raises DECORDError / RuntimeError
         log.debug("decord cannot open %s (%s); using ffmpeg", path, err)
         return None

@@ -1,0 +1,180 @@
+"""The released M4-Instruct-Data as a source, so that a build audits and re-shards the release.
+
+Layout of ``lmms-lab/M4-Instruct-Data``::
+
+    m4_instruct_annotations.json   one JSON list: multi-image, 3D and NExT-QA/STAR frame samples
+    m4_instruct_video.json         LLaVA-Hound video samples: {"video": <path>, conversations}
+    <dataset>.zip                  image archives; the folder inside is the first component of
+                                   every image path, sometimes under one extra outer folder
+    shareVideoGPTV/frames/all_frames/<id>/   LLaVA-Hound frame folders (not in the zips)
+
+Each record is read exactly as released and validated *before* its media are loaded, so the
+release's known defects (roles swapped as in ``twitter_post``, fewer ``<image>`` than images)
+are quarantined as validation failures that name the sample; a missing image is
+``missing_media``. Video samples get LLaVA-NeXT's 10 uniform frames of their folder.
+Not read yet: the split DreamSim archive (``dreamsim_split.z01`` + ``.zip``; merge it with
+``zip -s 0`` first).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats import FormatError, from_record
+from ..media.images import encode_jpeg, normalize_image
+from ..media.video import UniformSampler, iter_frames, probe
+from ..sample import Media, Sample
+from ..synthetic import synthetic_image
+from ..validate import check_sample
+from .base import Adapter, MediaError, RawRecord
+
+
+@dataclass
+class Params:
+    annotations: str = "m4_instruct_annotations.json"
+    video_annotations: str = "m4_instruct_video.json"  # "" to skip the video part
+    video_frames: int = 10  # LLaVA-NeXT's rule for LLaVA-Hound frame folders
+    folder_fps: float = 1.0  # extraction rate of the frame folders: not published
+
+
+class M4Release(Adapter):
+    name = "m4_release"
+    family = "m4"
+    Params = Params
+    description = "the released M4-Instruct-Data (annotation JSONs, image zips, LLaVA-Hound frames)"
+
+    def list_records(self):
+        p = self.params
+        for rel in filter(None, (p.annotations, p.video_annotations)):
+            path = self.root / rel
+            if not path.is_file():
+                raise FileNotFoundError(f"m4_release: {path} not found")
+            items = json.loads(path.read_text())
+            if not isinstance(items, list):
+                raise ValueError(f"m4_release: {rel} must hold a JSON list")
+            for i, obj in enumerate(items):
+                yield RawRecord(rel, f"index {i}", self._source_id(obj, rel, i), obj)
+
+    @staticmethod
+    def _source_id(obj, rel: str, i: int) -> str:
+        if not isinstance(obj, dict):
+            return f"{Path(rel).stem}-{i}"
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        sid = obj.get("sample_id", obj.get("id", i))
+        return f"{meta.get('dataset') or Path(rel).stem}-{sid}"
+
+    def to_sample(self, record: RawRecord) -> Sample:
+        try:
+            sample = from_record(record.data, "m4", key=self.key_for(record))
+        except FormatError as err:
+            raise MediaError(str(err), reason="invalid_annotation") from err
+        check_sample(sample)  # the release's own defects, before any media is read
+        if isinstance(sample.record.get("video"), str):
+            sample.media = self._video_frames(sample.record["video"])
+        else:
+            sample.media = [self._image(slot, rel) for slot, rel in enumerate(sample.record.get("image") or [])]
+        return sample
+
+    def _image(self, slot: int, rel: str) -> Media:
+        data = self._read_image(rel)
+        img = normalize_image(data, rel)
+        return Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops)
+
+    def _video_frames(self, rel: str) -> list[Media]:
+        folder = self.root / rel
+        if not folder.is_dir():
+            raise MediaError(f"missing frame folder: {rel}", reason="missing_media")
+        info = probe(folder, folder_fps=self.params.folder_fps)
+        frames = iter_frames(folder, UniformSampler(self.params.video_frames).indices(info), info)
+        return [
+            Media("frame", 0, encode_jpeg(f.pixels), "jpg", frame_index=f.index, timestamp=f.timestamp,
+                  size=[f.pixels.shape[1], f.pixels.shape[0]])
+            for f in frames
+        ]  # fmt: skip
+
+    # --- images inside the per-dataset archives ----------------------------------------------
+    def _read_image(self, rel: str) -> bytes:
+        loose = self.root / rel
+        if loose.is_file():
+            return loose.read_bytes()
+        found = self._archive_index().get(rel)
+        if found is None:
+            raise MediaError(f"missing image: {rel} (not in any archive)", reason="missing_media")
+        zip_path, member = found
+        if zip_path not in self._zips:
+            self._zips[zip_path] = zipfile.ZipFile(zip_path)
+        return self._zips[zip_path].read(member)
+
+    def _archive_index(self) -> dict[str, tuple[Path, str]]:
+        """Image path -> (archive, member). A member is indexed under its own name and, for
+        archives with one extra outer folder, under its name without that folder."""
+        if not hasattr(self, "_index"):
+            self._index: dict[str, tuple[Path, str]] = {}
+            self._zips: dict[Path, zipfile.ZipFile] = {}
+            for zip_path in sorted(self.root.glob("*.zip")):
+                try:
+                    names = zipfile.ZipFile(zip_path).namelist()
+                except zipfile.BadZipFile as err:
+                    raise ValueError(f"m4_release: {zip_path.name} is not a readable zip: {err}") from err
+                for name in names:
+                    if name.endswith("/"):
+                        continue
+                    self._index.setdefault(name, (zip_path, name))
+                    if "/" in name:
+                        self._index.setdefault(name.split("/", 1)[1], (zip_path, name))
+        return self._index
+
+
+def _m4(sample_id, dataset, images, human, gpt, qtype="open-ended", roles=("human", "gpt")) -> dict:
+    return {
+        "sample_id": sample_id,
+        "conversations": [{"from": roles[0], "value": human}, {"from": roles[1], "value": gpt}],
+        "image": images,
+        "choice_list": ["True", "False"] if qtype == "multi-choice" else None,
+        "metadata": {"dataset": dataset, "split": "train", "num_sample": 2, "task_instruction": "",
+                     "question_type": qtype},
+    }  # fmt: skip
+
+
+def write_miniature(root: Path, *, seed: int = 0) -> None:
+    """A small release with its known defects planted: roles swapped (``twitter_post``), 2
+    placeholders for 4 images (MagicBrush-Diff sample 4756), and an image in no archive."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    archives = {
+        "nlvr2.zip": ("", ["nlvr2/train/0/train-10-0-img0.png", "nlvr2/train/0/train-10-0-img1.png"]),
+        "MagicBrush.zip": ("MagicBrush_release/", [f"MagicBrush/images/{i}.jpg" for i in range(10955, 10959)]),
+        "twitter_post.zip": ("", ["twitter_post/images/1.jpg"]),
+        "scannet_frames_25k.zip": ("", [f"scannet_frames_25k/scene0000_00/color/{i:06d}.jpg" for i in (0, 100)]),
+    }
+    for n, (zip_name, (outer, members)) in enumerate(archives.items()):
+        with zipfile.ZipFile(root / zip_name, "w") as zf:
+            for k, name in enumerate(members):
+                zf.writestr(outer + name, encode_jpeg(synthetic_image(seed + 100 * n + k, (96, 64))))
+    nl, mb = archives["nlvr2.zip"][1], archives["MagicBrush.zip"][1]
+    annotations = [
+        _m4(0, "NLVR2", nl, "<image><image>\nBoth images show a shape. True or False?", "True", "multi-choice"),
+        _m4(1, "NLVR2", nl, "<image><image>\nThe left image is red. True or False?", "False", "multi-choice"),
+        _m4(4756, "MagicBrush", mb, "Source Image: <image>\nTarget Image: <image>\nWhat was edited?", "A hat."),
+        _m4(4757, "MagicBrush", mb[:2], "Source Image: <image>\nTarget Image: <image>\nWhat changed?", "A hat."),
+        _m4(3, "twitter_post", ["twitter_post/images/1.jpg"], "A tweet about shapes.", "<image>\nWrite a post.",
+            roles=("gpt", "human")),
+        _m4(7, "ScanQA", archives["scannet_frames_25k.zip"][1], "<image><image>\nWhat is on the floor?", "A box."),
+        _m4(9, "Spot-the-Diff", ["Spot-the-Diff/images/42.png", "Spot-the-Diff/images/42_diff.png"],
+            "<image><image>\nWhat differs?", "Nothing."),
+    ]  # fmt: skip
+    (root / "m4_instruct_annotations.json").write_text(json.dumps(annotations))
+    videos = []
+    for v in range(2):
+        vid = f"v_{seed}{v}abc"
+        folder = root / "shareVideoGPTV" / "frames" / "all_frames" / vid
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in range(12):
+            synthetic_image(seed + 1000 + 20 * v + f, (64, 48)).save(folder / f"c01_{f + 1:04d}.jpg")
+        videos.append({"id": vid, "video": f"shareVideoGPTV/frames/all_frames/{vid}",
+                       "conversations": [{"from": "human", "value": "<image>\nDescribe the video."},
+                                         {"from": "gpt", "value": "Shapes move across the frame."}]})  # fmt: skip
+    (root / "m4_instruct_video.json").write_text(json.dumps(videos))

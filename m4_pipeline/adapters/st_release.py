@@ -97,9 +97,17 @@ class STRelease(Adapter):
 
 
 def _variables(**given) -> dict:
-    names = ["temporal_input_locations", "temporal_output_locations", "spatial_height_input_locations",
-             "spatial_height_output_locations", "spatial_width_input_locations", "spatial_width_output_locations"]  # fmt: skip
-    return {n: given.get(n, []) for n in names}
+    return {n: given.get(n, []) for n in _RELEASED_ORDER}
+
+
+_RELEASED_ORDER = [  # the six location lists, in the released key order
+    "temporal_input_locations",
+    "temporal_output_locations",
+    "spatial_height_input_locations",
+    "spatial_height_output_locations",
+    "spatial_width_input_locations",
+    "spatial_width_output_locations",
+]
 
 
 def write_miniature(root: Path, *, seed: int = 0) -> None:

@@ -1,0 +1,296 @@
+"""One sample to model inputs, as the LLaVA trainers build them, with every check that needs no model.
+
+The conversation is rendered with the ``qwen_1_5`` ChatML template and tokenized turn by turn
+(as LLaVA-NeXT's ``preprocess_qwen`` does), so each turn's tokens and label mask are exact:
+system and user turns and each assistant header (``<|im_start|>assistant\\n``) are -100 in the
+labels; the assistant's text and its ``<|im_end|>\\n`` are trained on. (LLaVA-NeXT's code also
+unmasks every ``\\n``, ``<|im_start|>`` and ``<|im_end|>`` of user turns; that is not done here.)
+
+Media per placeholder slot:
+
+- M4 (LLaVA): one image per ``<image>``. A multi-patch slot (anyres tiles of one image) counts as
+  one image: its base patch (``grid`` null) is used and the tiles are ignored, because the
+  multi-image LLaVA path takes one 384 px image per placeholder (no anyres for multi-image).
+  ``<image>`` is expanded by the LlavaProcessor.
+- ST (OneVision): one video per ``<video>``: its frames are squashed to the vision size and
+  ``<video>`` is expanded to ``frames x ceil(patches/2)^2 + 1`` tokens, OneVision's count.
+  ST image samples are skipped for now (reason ``unsupported_media``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from PIL import Image, UnidentifiedImageError
+
+from ..sample import Media, Sample
+from ..validate import ST_VARIABLES
+from .models import FamilySetup
+from .tokens import CONTROL_TOKENS, IM_END, IM_START, IMAGE_TOKEN, ST_PLACEHOLDERS, VIDEO_TOKEN
+
+IGNORE_INDEX = -100
+SYSTEM_PROMPT = "You are a helpful assistant."
+CHATML_ROLES = {"human": "user", "gpt": "assistant"}
+_PLACEHOLDER = {
+    "m4": re.compile(re.escape(IMAGE_TOKEN)),
+    "st": re.compile(f"{re.escape(IMAGE_TOKEN)}|{re.escape(VIDEO_TOKEN)}"),
+}
+_VARIABLE_OF = {f"<{axis}-{io}>": name for (axis, io), name in ST_VARIABLES.items()}
+
+# Why a sample fails the check; the report groups failures by these names.
+REASONS = {
+    "unreadable": "no JSON member, or JSON that is not a record",
+    "missing_media": "the media members differ from the media the record describes",
+    "bad_image": "a media member does not decode as an image",
+    "bad_roles": "turns are not human/gpt alternating, starting with human",
+    "control_tokens": "turn text holds ChatML control tokens, which would break the template",
+    "placeholder_mismatch": "the placeholders in the text differ from the media slots",
+    "image_tokens": "image tokens in input_ids differ from images x tokens per image",
+    "st_tokenization": "an ST placeholder did not become exactly one token id",
+    "st_variables": "an ST placeholder count differs from the length of its variables list",
+    "no_target": "no assistant token to train on",
+    "over_max_length": "longer than max_length: truncation would cut the end of the text",
+    "truncated_image_tokens": "longer than max_length: truncation would cut image tokens",
+    "forward_error": "the model's forward pass raised",
+    "non_finite_loss": "the loss is NaN or infinite",
+    "backward_error": "the backward pass raised",
+    "non_finite_grad": "the gradient norm is NaN or infinite",
+}
+SKIP_REASONS = {"unsupported_media": "media layouts this check does not model yet (named in the detail)"}
+
+
+@dataclass
+class Failure:
+    key: str
+    shard: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class CheckedSample:
+    """What the loader yields per sample: its inputs when they could be built, and its failures."""
+
+    key: str
+    shard: str
+    family: str
+    input_ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    pixel_values: object = None  # M4: tensor (images, 3, S, S)
+    pixel_values_videos: object = None  # ST: tensor (videos, frames, 3, S, S)
+    failures: list[Failure] = field(default_factory=list)
+    skipped: str | None = None  # "reason: detail"
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def trainable(self) -> bool:
+        return bool(self.input_ids) and not self.failures and self.skipped is None
+
+    def fail(self, reason: str, detail: str) -> CheckedSample:
+        if reason not in REASONS:
+            raise KeyError(f"unknown failure reason {reason!r}")
+        self.failures.append(Failure(self.key, self.shard, reason, detail))
+        return self
+
+
+@dataclass
+class Slot:
+    kind: str  # "image" | "video"
+    media: list[Media]
+
+
+def check_sample(
+    shard: str, sample: Sample | None, error: str | None, setups: dict[str, FamilySetup], max_length: int
+) -> CheckedSample:
+    """Build one sample's inputs and run the model-free checks on them."""
+    if sample is None:
+        key = (error or "?").split(":", 1)[0]
+        return CheckedSample(key, shard, "?").fail("unreadable", error or "unreadable")
+    out = CheckedSample(sample.key, shard, sample.family)
+    if error:
+        return out.fail("missing_media", error.split(": ", 1)[-1])
+    _check_turns(sample, out)
+    slots = _slots(sample, out)
+    if out.failures or out.skipped:
+        return out
+    setup = setups[sample.family]
+    decoded = []
+    for slot in slots:
+        images = []
+        for m in slot.media:
+            try:
+                images.append(_decode(m))
+            except UnidentifiedImageError:
+                return out.fail("bad_image", f"slot {m.slot}: {len(m.data)} bytes of .{m.ext} are no image")
+            except (OSError, ValueError) as err:
+                return out.fail("bad_image", f"slot {m.slot}: .{m.ext} does not decode: {err}")
+        decoded.append(images)
+    _encode(sample, slots, decoded, setup, out)
+    _check_tokens(sample, slots, setup, out, max_length)
+    return out
+
+
+def _check_turns(sample: Sample, out: CheckedSample) -> None:
+    roles = [t.role for t in sample.conversations]
+    expected = [("human", "gpt")[i % 2] for i in range(len(roles))]
+    if not roles or roles != expected:
+        out.fail("bad_roles", f"roles {roles[:6]}{'...' if len(roles) > 6 else ''}")
+    for i, turn in enumerate(sample.conversations):
+        found = [t for t in CONTROL_TOKENS if t in turn.value]
+        if found:
+            out.fail("control_tokens", f"conversations[{i}] contains {found}")
+
+
+def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
+    """The media of each placeholder, in order; checks placeholders against slots."""
+    by_slot: dict[int, list[Media]] = defaultdict(list)
+    for m in sample.media:
+        by_slot[m.slot].append(m)
+    placeholders = [m.group() for t in sample.conversations for m in _PLACEHOLDER[sample.family].finditer(t.value)]
+    if len(placeholders) != len(by_slot):
+        out.fail(
+            "placeholder_mismatch",
+            f"{len(placeholders)} placeholder(s) in the text but "
+            f"{len(by_slot)} media slot(s) ({len(sample.media)} media)",
+        )
+        return []
+    slots = []
+    for placeholder, (slot, media) in zip(placeholders, sorted(by_slot.items()), strict=True):
+        kinds = {m.kind for m in media}
+        if sample.family == "st":
+            if placeholder == VIDEO_TOKEN and kinds == {"frame"}:
+                slots.append(Slot("video", media))
+            elif placeholder == IMAGE_TOKEN and len(media) == 1:
+                out.skipped = "unsupported_media: ST image samples (OneVision anyres) are not checked yet"
+            else:
+                out.fail(
+                    "placeholder_mismatch",
+                    f"slot {slot}: {placeholder} over {len(media)} {sorted(kinds)} media",
+                )
+        elif kinds == {"patch"}:
+            base = [m for m in media if m.grid is None]
+            if len(base) != 1:
+                out.fail("placeholder_mismatch", f"slot {slot}: {len(base)} base patches (grid null), need 1")
+            slots.append(Slot("image", base[:1]))
+        elif len(media) == 1:
+            slots.append(Slot("image", media))
+        else:
+            out.skipped = f"unsupported_media: M4 slot {slot} holds {len(media)} {sorted(kinds)} media (a video)"
+    return slots
+
+
+def _decode(media: Media) -> Image.Image:
+    img = Image.open(io.BytesIO(media.data))
+    img.load()  # decode errors surface here, named by the caller
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _segments(sample: Sample) -> list[tuple[str, bool]]:
+    """ChatML text pieces of the ``qwen_1_5`` template, each with whether it is trained on."""
+    pieces = [(f"{IM_START}system\n{SYSTEM_PROMPT}{IM_END}\n", False)]
+    for turn in sample.conversations:
+        role = CHATML_ROLES[turn.role]
+        if role == "assistant":
+            pieces += [(f"{IM_START}assistant\n", False), (f"{turn.value}{IM_END}\n", True)]
+        else:
+            pieces.append((f"{IM_START}{role}\n{turn.value}{IM_END}\n", False))
+    return pieces
+
+
+def _encode(
+    sample: Sample,
+    slots: list[Slot],
+    decoded: list[list[Image.Image]],
+    setup: FamilySetup,
+    out: CheckedSample,
+) -> None:
+    import torch
+
+    pattern = _PLACEHOLDER[sample.family]
+    next_slot = 0
+    pixels, videos = [], []
+    for text, trained in _segments(sample):
+        n = len(pattern.findall(text))
+        media = decoded[next_slot : next_slot + n]
+        next_slot += n
+        if sample.family == "m4":
+            ids, pv = _encode_m4(text, [imgs[0] for imgs in media], setup)
+            if pv is not None:
+                pixels.append(pv)
+        else:
+            ids, vids = _encode_st(text, media, setup)
+            videos += vids
+        out.input_ids += ids
+        out.labels += ids if trained else [IGNORE_INDEX] * len(ids)
+    if pixels:  # usually one segment holds every image: no copy then
+        out.pixel_values = pixels[0] if len(pixels) == 1 else torch.cat(pixels)
+    if videos:
+        out.pixel_values_videos = torch.stack(videos)
+
+
+def _encode_m4(text: str, images: list[Image.Image], setup: FamilySetup):
+    if not images:
+        return setup.tokenizer(text, add_special_tokens=False)["input_ids"], None
+    enc = setup.processor(text=[text], images=images, return_tensors="pt")
+    return enc["input_ids"][0].tolist(), enc["pixel_values"]
+
+
+def _encode_st(text: str, videos: list[list[Image.Image]], setup: FamilySetup):
+    frames = [setup.image_processor(v, return_tensors="pt")["pixel_values"] for v in videos]
+    parts = text.split(VIDEO_TOKEN)
+    expanded = parts[0]
+    for f, part in zip(frames, parts[1:], strict=True):
+        expanded += VIDEO_TOKEN * setup.tokens_per_video(len(f)) + part
+    return setup.tokenizer(expanded, add_special_tokens=False)["input_ids"], frames
+
+
+def _check_tokens(sample: Sample, slots: list[Slot], setup: FamilySetup, out: CheckedSample, max_length: int) -> None:
+    ids = out.input_ids
+    if sample.family == "m4":
+        media_id = setup.token_ids["image"]
+        expected = len(slots) * setup.tokens_per_image()
+        what = f"{len(slots)} image(s) x {setup.tokens_per_image()}"
+    else:
+        media_id = setup.token_ids["video"]
+        expected = sum(setup.tokens_per_video(len(s.media)) for s in slots)
+        what = f"{len(slots)} video(s) of {[len(s.media) for s in slots]} frames"
+    found = ids.count(media_id)
+    if found != expected:
+        out.fail("image_tokens", f"{found} media tokens in input_ids, expected {expected} ({what})")
+    if sample.family == "st":
+        _check_st_placeholders(sample, setup, out)
+    if all(label == IGNORE_INDEX for label in out.labels):
+        out.fail("no_target", "no assistant turn")
+    if len(ids) > max_length:
+        cut = sum(1 for i in ids[max_length:] if i == media_id)
+        if cut:
+            out.fail(
+                "truncated_image_tokens",
+                f"{len(ids)} tokens > max_length {max_length}: truncation cuts {cut} of its {found} media tokens",
+            )
+        else:
+            out.fail("over_max_length", f"{len(ids)} tokens > max_length {max_length} (text cut, media intact)")
+
+
+def _check_st_placeholders(sample: Sample, setup: FamilySetup, out: CheckedSample) -> None:
+    variables = sample.record.get("variables")
+    if not isinstance(variables, dict):
+        out.fail("st_variables", "no 'variables' object")
+        variables = {}
+    text = "".join(t.value for t in sample.conversations)
+    for placeholder in ST_PLACEHOLDERS:
+        in_text = text.count(placeholder)
+        in_ids = out.input_ids.count(setup.token_ids[placeholder])
+        if in_ids != in_text:
+            out.fail("st_tokenization", f"{placeholder}: {in_text} in the text but {in_ids} token id(s)")
+        name = _VARIABLE_OF[placeholder]
+        values = variables.get(name)
+        n_values = len(values) if isinstance(values, list) else 0
+        if in_text != n_values:
+            out.fail("st_variables", f"{in_text} {placeholder} but {n_values} value(s) in variables.{name}")

@@ -5,15 +5,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# ffmpeg: video decoding fallback and test clips; libusb + Mesa EGL/GL: open3d's headless renderer.
-SYSTEM_PACKAGES := ffmpeg libusb-1.0-0 libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libgomp1
+# ffmpeg: video decoding fallback and test clips; libusb + Mesa EGL/GL: open3d's headless renderer;
+# chromium: the report's browser test (headless).
+SYSTEM_PACKAGES := ffmpeg libusb-1.0-0 libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libgomp1 chromium
 
 .PHONY: install system-deps demo test test-fast lint clean
 
 install: system-deps $(STAMP)
 
 system-deps:
-	@if command -v ffmpeg >/dev/null && ldconfig -p | grep -q 'libusb-1.0.so' && ldconfig -p | grep -q 'libEGL_mesa'; then \
+	@if command -v ffmpeg >/dev/null && command -v chromium >/dev/null && ldconfig -p | grep -q 'libusb-1.0.so' \
+		&& ldconfig -p | grep -q 'libEGL_mesa'; then \
 		echo "system packages present"; \
 	elif command -v apt-get >/dev/null; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \

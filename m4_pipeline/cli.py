@@ -81,6 +81,8 @@ def cmd_demo(args) -> int:
         progress=not args.quiet,
     )
     _print_manifest(manifest, out / "shards")
+    args.tokenizer, args.tolerance, args.scale = "auto", 0.1, 1.0
+    print(f"report: {write_audit_report(str(out / 'shards'), str(out / 'report'), args)}")
     return 0
 
 
@@ -94,25 +96,77 @@ def cmd_validate(args) -> int:
     return 1 if report["problems"] else 0
 
 
-def cmd_stats(args) -> int:
-    from .inspect_shards import shard_stats
+def _token_counter(choice: str):
+    """(count_tokens, name): the trainer check's Qwen2 tokenizer, or the labelled approximation."""
+    if choice == "approx":
+        return None, None
+    try:
+        from .train.tokens import QWEN_TOKENIZER_NAME, count_qwen_tokens
 
-    stats = shard_stats(args.shards)
+        count_qwen_tokens("probe")
+        return count_qwen_tokens, QWEN_TOKENIZER_NAME
+    except Exception as err:  # the train extra is optional
+        if choice == "qwen2":
+            raise
+        logging.getLogger(__name__).warning("token counts approximate: %s", err)
+        return None, None
+
+
+def distributed_stats(shards: str, args):
+    """Statistics computed per shard on Ray and merged on the driver, plus the run's logs."""
+    from .audit import Stats, fold_run_logs, load_targets
+    from .audit.stats import compute_stats
+    from .executor import map_shards
+    from .inspect_shards import shard_paths
+
+    targets = load_targets()
+    count_tokens, tokenizer = _token_counter(args.tokenizer)
+
+    def per_shard(path: Path) -> dict:
+        return compute_stats([path], targets=targets, count_tokens=count_tokens, tokenizer_name=tokenizer).to_dict()
+
+    parts = map_shards(per_shard, shard_paths(shards), ray_address=args.ray_address, num_cpus=args.num_cpus)
+    total = Stats.from_dict(parts[0], targets=targets)
+    for part in parts[1:]:
+        total = total.merge(Stats.from_dict(part, targets=targets))
+    if Path(shards).is_dir():
+        total = fold_run_logs(total, shards)
+    return total, targets
+
+
+def cmd_stats(args) -> int:
+    from .audit import compare, format_comparison, write_stats
+
+    stats, targets = distributed_stats(args.shards, args)
+    data = stats.to_dict()
+    if args.out:
+        print(f"wrote {write_stats(stats, args.out)}")
     if args.json:
-        print(json.dumps(stats, indent=2))
-        return 0
-    cols = [
-        "samples",
-        "media_per_sample",
-        "placeholders_per_sample",
-        "turns_per_sample",
-        "text_chars_per_sample",
-    ]
-    names = ["samples", "media/s", "placeh./s", "turns/s", "chars/s"]
-    print(f"{'dataset':<28}" + "".join(f"{n:>11}" for n in names))
-    for name, d in stats["datasets"].items():
-        print(f"{name:<28}" + "".join(f"{d[c]:>11}" for c in cols))
-    print(f"total {stats['samples']} samples; media kinds {stats['media_kinds']}")
+        print(json.dumps(data, indent=2))
+    else:
+        names = ["samples", "media/s", "turns/s", "chars/s", "tokens/s"]
+        cols = ["samples", "media_per_sample", "turns_per_sample", "text_chars_per_sample", "text_tokens_per_sample"]
+        print(f"{'dataset':<28}" + "".join(f"{n:>11}" for n in names))
+        for name, d in sorted(data["per_dataset"].items()):
+            print(f"{name:<28}" + "".join(f"{d[c]:>11}" for c in cols))
+        print(f"total {data['samples']} samples; media kinds {data['media_kinds']}; tokens: {data['tokenizer']}")
+    if args.compare:
+        rows = compare(stats, targets, tolerance=args.tolerance, scale=args.scale)
+        print(format_comparison(rows, only_produced=True))
+    return 0
+
+
+def write_audit_report(shards: str, out: str, args) -> Path:
+    from .audit import compare
+    from .audit.report import write_report
+
+    stats, targets = distributed_stats(shards, args)
+    rows = compare(stats, targets, tolerance=args.tolerance, scale=args.scale)
+    return write_report(shards, out, stats, rows)
+
+
+def cmd_report(args) -> int:
+    print(f"report: {write_audit_report(args.shards, args.out, args)}")
     return 0
 
 
@@ -215,9 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-problems", type=int, default=50, help="problems to print")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("stats", help="statistics of built shards")
+    def audit_opts(p):
+        p.add_argument(
+            "--tokenizer",
+            choices=["auto", "qwen2", "approx"],
+            default="auto",
+            help="token counts: the trainer check's Qwen2 tokenizer (auto: when installed) or approx",
+        )
+        p.add_argument("--tolerance", type=float, default=0.1, help="comparison: allowed relative deviation")
+        p.add_argument(
+            "--scale",
+            type=float,
+            default=1.0,
+            help="comparison: expected fraction of the published counts (e.g. for a subsample)",
+        )
+        ray_opts(p)
+
+    p = sub.add_parser("stats", help="statistics of built shards (computed per shard on Ray)")
     p.add_argument("shards", help="a shard folder or one .tar")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--out", help="also write the statistics to a .json or .parquet file")
+    p.add_argument("--compare", action="store_true", help="compare with the published counts in manifests/")
+    audit_opts(p)
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("check-train", help="feed shards to the LLaVA model classes: inputs, loss, backward")
@@ -255,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", action="append", default=[], metavar="SOURCE=N",
                    help="st-align: the training stage of a source (default 3)")  # fmt: skip
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="a self-contained HTML report with a sample browser")
+    p.add_argument("shards", help="a shard folder")
+    p.add_argument("--out", required=True, help="report folder (index.html inside)")
+    audit_opts(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("sources", help="list the available source adapters")
     p.set_defaults(func=cmd_sources)

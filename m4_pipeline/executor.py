@@ -151,6 +151,21 @@ def run_build(
     return manifest
 
 
+def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpus: int | None = None) -> list:
+    """``fn(path)`` for every shard, one Ray task each; results (JSON-ready) in the order of ``paths``."""
+    ray = init_ray(ray_address, num_cpus)
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False
+    items = [{"i": i, "path": str(p)} for i, p in enumerate(paths)]
+
+    def task(row: dict) -> dict:
+        return {"i": row["i"], "result": json.dumps(fn(Path(row["path"])))}
+
+    rows = ray.data.from_items(items, override_num_blocks=len(items)).map(task, num_cpus=1).take_all()
+    return [json.loads(r["result"]) for r in sorted(rows, key=lambda r: r["i"])]
+
+
 def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:
     """A fresh run clears the previous outputs; a resumed one checks it continues the same run."""
     run_file = work / "run.json"

@@ -1,10 +1,9 @@
-"""Reading shards back with the ``webdataset`` library: validation and statistics."""
+"""Reading shards back with the ``webdataset`` library, and validating them."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,42 +76,3 @@ def validate_shards(path: str | Path) -> dict:
             if p.name in index and file_sha256(p) != index[p.name]["sha256"]:
                 problems.append(f"{p.name}: sha256 differs from index.json")
     return {"shards": len(paths), "samples": count, "problems": problems}
-
-
-def shard_stats(path: str | Path) -> dict:
-    """Counts per dataset and family, media kinds, media per sample, turns and text length."""
-    per_dataset: dict[str, Counter] = defaultdict(Counter)
-    media_kinds: Counter = Counter()
-    total = Counter()
-    for _, sample, _ in iter_samples(shard_paths(path)):
-        if sample is None:
-            total["unreadable"] += 1
-            continue
-        meta = sample.record.get("metadata") or {}
-        dataset = meta.get("dataset") or (sample.provenance.dataset if sample.provenance else "?")
-        c = per_dataset[f"{sample.family}:{dataset}"]
-        c["samples"] += 1
-        c["media"] += len(sample.media)
-        c["slots"] += sample.num_slots
-        c["turns"] += len(sample.conversations)
-        c["text_chars"] += sum(len(t.value) for t in sample.conversations)
-        c["media_bytes"] += sum(len(m.data) for m in sample.media)
-        media_kinds.update(m.kind for m in sample.media)
-        total["samples"] += 1
-    datasets = {}
-    for name, c in sorted(per_dataset.items()):
-        n = c["samples"]
-        datasets[name] = {
-            "samples": n,
-            "media_per_sample": round(c["media"] / n, 2),
-            "placeholders_per_sample": round(c["slots"] / n, 2),
-            "turns_per_sample": round(c["turns"] / n, 2),
-            "text_chars_per_sample": round(c["text_chars"] / n, 1),
-            "media_bytes": c["media_bytes"],
-        }
-    return {
-        "samples": total["samples"],
-        "unreadable": total["unreadable"],
-        "media_kinds": dict(media_kinds),
-        "datasets": datasets,
-    }

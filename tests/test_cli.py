@@ -32,10 +32,22 @@ def test_validate_and_stats_on_built_shards(demo_build, capsys):
     out, _ = demo_build
     assert main(["validate", str(out)]) == 0
     assert "48 samples" in capsys.readouterr().out
-    assert main(["stats", str(out), "--json"]) == 0
+    assert main(["stats", str(out), "--json", "--tokenizer", "approx"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["samples"] == 48 and stats["datasets"]["st:vidstg"]["media_per_sample"] == 100
+    assert stats["samples"] == 48 and stats["per_dataset"]["vidstg"]["media_per_sample"] == 100
     assert set(stats["media_kinds"]) == {"image", "frame", "view", "patch"}
+    assert stats["run"]["totals"]["quarantined"] == 1  # the run's logs are folded in
+    assert main(["stats", str(out), "--compare", "--scale", "0.0001"]) == 0
+    printed = capsys.readouterr().out
+    assert "NLVR2" in printed and "Qwen2" in printed
+
+
+@pytest.mark.slow
+def test_report_command_writes_html(demo_build, tmp_path, capsys):
+    out, _ = demo_build
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--tokenizer", "approx"]) == 0
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "NLVR2" in html and "report:" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -97,3 +97,11 @@ def single_token_id(tokenizer, token: str) -> int:
     if len(ids) != 1:
         raise TokenizerSetupError(f"{token!r} encodes to {len(ids)} ids {ids}, not one")
     return ids[0]
+
+
+QWEN_TOKENIZER_NAME = "Qwen2 (llava-interleave-qwen vocabulary, ChatML and ST tokens)"
+
+
+def count_qwen_tokens(text: str) -> int:
+    """Tokens of ``text`` under the trainer check's tokenizer (for the audit statistics)."""
+    return len(offline_qwen_tokenizer()(text, add_special_tokens=False)["input_ids"])

@@ -24,6 +24,8 @@ from pathlib import Path
 from . import __version__
 from .process import (
     account,
+    apply_decontamination,
+    apply_near_duplicates,
     completed_units,
     dedup_provenance,
     num_samples_by_dataset,
@@ -63,7 +65,8 @@ class ResumeError(RuntimeError):
     """``--resume`` on an output folder that holds no run, or a run of another recipe or input."""
 
 
-OUTPUTS = ("index.json", "manifest.json", "quarantine.jsonl", "duplicates.jsonl")
+OUTPUTS = ("index.json", "manifest.json", "quarantine.jsonl", "duplicates.jsonl", "near_duplicates.jsonl",
+           "decontamination.jsonl")  # fmt: skip
 
 
 def run_build(
@@ -114,9 +117,12 @@ def run_build(
         limits["compute"] = ray.data.TaskPoolStrategy(size=max_workers)
     if todo:
         name, version, sha = recipe.name, recipe.version, recipe.sha256
+        exact_key = recipe.dedup.exact_key
+        near_config = recipe.dedup.near_config() if recipe.dedup.needs_signatures else None
 
         def stage(unit: dict) -> list[dict]:
-            return process_unit(unit, work, recipe_name=name, recipe_version=version, recipe_sha256=sha)
+            return process_unit(unit, work, recipe_name=name, recipe_version=version, recipe_sha256=sha,
+                                exact_key=exact_key, near_config=near_config)  # fmt: skip
 
         ds = ray.data.from_items(todo, override_num_blocks=len(todo)).flat_map(stage, **limits)
         with tqdm(total=total, initial=len(rows), desc="samples", unit="rec", disable=not progress) as bar:
@@ -125,6 +131,7 @@ def run_build(
                 bar.update(1)
 
     resolve_duplicates(rows, exact=recipe.dedup.exact)
+    reports = _near_dedup_and_decontaminate(ray, rows, recipe, sources_dir)
     stats = account(rows, listing)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
     num_samples = num_samples_by_dataset(kept, recipe)
@@ -146,7 +153,7 @@ def run_build(
                 shards.append(dict(row))
                 bar.update(1)
     shards.sort(key=lambda s: s["name"])
-    manifest = _write_reports(out_dir, recipe, rows, stats, shards, started)
+    manifest = _write_reports(out_dir, recipe, rows, stats, shards, started, reports)
     shutil.rmtree(work)
     return manifest
 
@@ -164,6 +171,51 @@ def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpu
 
     rows = ray.data.from_items(items, override_num_blocks=len(items)).map(task, num_cpus=1).take_all()
     return [json.loads(r["result"]) for r in sorted(rows, key=lambda r: r["i"])]
+
+
+def _near_dedup_and_decontaminate(ray, rows: list[dict], recipe: Recipe, sources_dir: Path) -> dict:
+    """Decontaminate, then near-dedup the survivors (driver; the pHash bands run on Ray)."""
+    spec = recipe.dedup
+    reports: dict = {"near_duplicates": [], "decontamination": [], "decontamination_summary": {}}
+    if spec.decontaminate:
+        benchmarks = {name: sources_dir / path for name, path in spec.decontaminate.items()}
+        found, summary = apply_decontamination(rows, benchmarks, spec.decontam_config())
+        reports.update(decontamination=found, decontamination_summary=summary)
+    if spec.near:
+        reports["near_duplicates"] = apply_near_duplicates(
+            rows, spec.near_config(), media_candidates_fn=lambda sigs, cfg: _ray_media_candidates(ray, sigs, cfg)
+        )
+    return reports
+
+
+def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
+    """Sample pairs sharing a close pHash, with the LSH bands partitioned over Ray tasks.
+
+    Every (band, masked hash) record goes to the partition of its band key; each task groups
+    its records by band key and verifies the pairs in each group by true Hamming distance."""
+    from .dedup import band_records, media_items, pairs_in_band
+    from .dedup.near import media_plan
+
+    items = [((i, slot, n), h) for i, sig in enumerate(sigs) for (_, slot, n), h in media_items(sig, config)]
+    if len(items) < 2:
+        return set()
+    plan = media_plan(len(items), config)
+    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    parts: list[list] = [[] for _ in range(partitions)]
+    for item_id, h in items:
+        for band_key, item in band_records(item_id, h, plan):
+            parts[hash(band_key) % partitions].append([list(band_key), list(item[0]), item[1]])
+
+    def task(row: dict) -> dict:
+        groups: dict[tuple, list] = {}
+        for band_key, item_id, h in json.loads(row["records"]):
+            groups.setdefault(tuple(band_key), []).append((tuple(item_id), h))
+        pairs = [(a[0], b[0]) for (band, _), group in groups.items() for a, b, _ in pairs_in_band(band, group, plan)]
+        return {"pairs": json.dumps(pairs)}
+
+    todo = [{"records": json.dumps(p)} for p in parts if p]
+    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
+    return {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"]) if a != b}
 
 
 def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:
@@ -185,7 +237,7 @@ def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:
     run_file.write_text(json.dumps(run_info, indent=2))
 
 
-def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) -> dict:
+def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started, reports) -> dict:
     order = sorted(rows, key=lambda r: (r["source"], r["ordinal"]))
     quarantine = [
         {k: r[k] for k in ("source", "source_file", "locator", "key", "reason", "detail")}
@@ -198,11 +250,14 @@ def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) 
     ]  # fmt: skip
     (out_dir / "quarantine.jsonl").write_bytes(b"".join(dump_json(q) + b"\n" for q in quarantine))
     (out_dir / "duplicates.jsonl").write_bytes(b"".join(dump_json(d) + b"\n" for d in duplicates))
+    for name in ("near_duplicates", "decontamination"):
+        (out_dir / f"{name}.jsonl").write_bytes(b"".join(dump_json(r) + b"\n" for r in reports[name]))
     totals = {
         "read": sum(s["read"] for s in stats.values()),
         "written": sum(s["written"] for s in stats.values()),
         "quarantined": sum(sum(s["quarantined"].values()) for s in stats.values()),
         "duplicates": sum(s["duplicates"] for s in stats.values()),
+        "decontaminated": sum(s["decontaminated"] for s in stats.values()),
     }
     wall = time.time() - started
     manifest = {
@@ -211,6 +266,8 @@ def _write_reports(out_dir: Path, recipe: Recipe, rows, stats, shards, started) 
         "pipeline_version": __version__,
         "totals": totals,
         "sources": stats,
+        "near_duplicate_clusters": len(reports["near_duplicates"]),
+        "decontamination": reports["decontamination_summary"],
         "shards": shards,
         "wall_seconds": round(wall, 3),
         "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,

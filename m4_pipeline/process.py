@@ -9,7 +9,6 @@ fragment; it returns one small outcome row per record, which is all the driver e
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import re
@@ -18,10 +17,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from .adapters import RawRecord, get_adapter
+from .dedup import (
+    SampleSignature,
+    build_index,
+    contamination_summary,
+    find_contamination,
+    find_near_duplicates,
+    get_exact_key,
+    signature_of,
+)
 from .errors import SourceError
 from .formats import FormatError
 from .recipe import Recipe
-from .sample import Sample
 from .validate import ValidationError, check_sample
 from .writer import sample_members, write_atomic, write_tar
 
@@ -85,27 +92,26 @@ def _safe(name: str) -> str:
 # --- normalize -> media -> validate -> stage (workers) ------------------------------------------
 
 
-def fingerprint(sample: Sample) -> str:
-    """Exact-duplicate fingerprint: whitespace-normalized conversation text plus media bytes."""
-    h = hashlib.sha256()
-    for turn in sample.conversations:
-        h.update(turn.role.encode())
-        h.update(b"\x00")
-        h.update(" ".join(turn.value.split()).encode())
-        h.update(b"\x01")
-    for m in sample.media:
-        h.update(hashlib.sha256(m.data).digest())
-    return h.hexdigest()
-
-
 def process_unit(
-    unit: dict, staging_dir: Path, *, recipe_name: str, recipe_version: str, recipe_sha256: str = ""
+    unit: dict,
+    staging_dir: Path,
+    *,
+    recipe_name: str,
+    recipe_version: str,
+    recipe_sha256: str = "",
+    exact_key: str = "both",
+    near_config=None,
 ) -> list[dict]:
     """Build, validate and stage one unit's samples; one outcome row per record.
+
+    ``exact_key`` names the exact-duplicate key (text, media or both); with ``near_config`` each
+    row also carries the sample's dedup signature (perceptual hashes and MinHash), which the
+    driver uses for near-duplicates and decontamination.
 
     Writes ``<unit>.tar`` (the valid samples' members), then ``<unit>.done.json`` (the rows):
     the marker comes last, so a unit with a marker is complete and a resumed build skips it."""
     adapter = make_adapter(json.loads(unit["spec"]))
+    key_of = get_exact_key(exact_key)
     rows, members = [], []
     for ordinal, rec_json in json.loads(unit["records"]):
         record = RawRecord.from_json(rec_json)
@@ -122,6 +128,7 @@ def process_unit(
             "nbytes": 0,
             "members": [],
             "fragment": "",
+            "signature": "",
         }
         try:
             sample = adapter.build(
@@ -139,8 +146,10 @@ def process_unit(
             row.update(status="quarantined", reason="internal_error", detail=f"{type(err).__name__}: {err}")
         else:
             sample_files = sample_members(sample)
+            if near_config is not None:
+                row["signature"] = json.dumps(signature_of(sample, near_config).to_row())
             row.update(
-                fingerprint=fingerprint(sample),
+                fingerprint=key_of(sample),
                 nbytes=sum(len(d) + 1024 for _, d in sample_files),  # + tar header and padding, roughly
                 members=[name for name, _ in sample_files],
                 fragment=f"{unit['unit_id']}.tar",
@@ -194,6 +203,36 @@ def resolve_duplicates(rows: list[dict], *, exact: bool) -> list[dict]:
     return rows
 
 
+def _signatures(rows: list[dict]) -> tuple[list, dict[str, dict]]:
+    live = [r for r in sorted(rows, key=lambda r: r["key"]) if r["status"] == "ok" and r["signature"]]
+    return [SampleSignature.from_row(json.loads(r["signature"])) for r in live], {r["key"]: r for r in live}
+
+
+def apply_decontamination(rows: list[dict], benchmarks: dict[str, Path], config) -> tuple[list[dict], dict]:
+    """Mark valid samples that share an image, a video or a question with a benchmark as
+    ``contaminated``; return the report rows and the per-benchmark summary."""
+    index = build_index(benchmarks, config)
+    sigs, by_key = _signatures(rows)
+    report = find_contamination(index, sigs, config)
+    for r in report:
+        row = by_key[r["training_key"]]
+        if row["status"] == "ok":
+            row.update(status="contaminated", reason=f"contaminated:{r['benchmark']}",
+                       detail=f"{r['reason']} of {r['benchmark']} item {r['benchmark_item']}")  # fmt: skip
+    summary = contamination_summary(report, index)
+    return report, summary
+
+
+def apply_near_duplicates(rows: list[dict], config, *, media_candidates_fn=None) -> list[dict]:
+    """Mark near-duplicates of the surviving samples; return one report row per cluster."""
+    sigs, by_key = _signatures(rows)
+    result = find_near_duplicates(sigs, config, media_candidates_fn=media_candidates_fn)
+    for cluster_row in result.rows:
+        for removed in cluster_row["removed"]:
+            by_key[removed].update(status="duplicate", reason=cluster_row["reason"], duplicate_of=cluster_row["kept"])
+    return result.rows
+
+
 def dedup_provenance(rows: list[dict]) -> dict[str, dict]:
     """For each kept sample that others duplicate: its cluster id and the removed keys."""
     out: dict[str, dict] = {}
@@ -205,7 +244,8 @@ def dedup_provenance(rows: list[dict]) -> dict[str, dict]:
 
 
 def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:
-    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates."""
+    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates
+    + decontaminated."""
     stats: dict[str, dict] = {}
     by_source: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -219,8 +259,10 @@ def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:
             "written": sum(r["status"] == "ok" for r in rs),
             "quarantined": dict(sorted(reasons.items())),
             "duplicates": sum(r["status"] == "duplicate" for r in rs),
+            "decontaminated": sum(r["status"] == "contaminated" for r in rs),
         }
-        if s["read"] != s["written"] + sum(reasons.values()) + s["duplicates"] or s["read"] != info["selected"]:
+        removed = sum(reasons.values()) + s["duplicates"] + s["decontaminated"]
+        if s["read"] != s["written"] + removed or s["read"] != info["selected"]:
             raise RuntimeError(f"counts do not reconcile for {source}: {s} (selected {info['selected']})")
         stats[source] = s
     return stats

@@ -92,7 +92,31 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class DedupSpec:
+    """``exact``: drop samples whose ``exact_key`` (text, media or both) repeats. ``near``:
+    near-duplicate images / videos / text (``near_params``: the fields of
+    :class:`m4_pipeline.dedup.NearDupConfig`). ``decontaminate``: benchmark name -> its folder
+    (relative to --sources) whose items training samples must not share."""
+
     exact: bool = True
+    exact_key: str = "both"
+    near: bool = False
+    near_params: dict = field(default_factory=dict)
+    decontaminate: dict = field(default_factory=dict)
+    decontam_params: dict = field(default_factory=dict)
+
+    @property
+    def needs_signatures(self) -> bool:
+        return self.near or bool(self.decontaminate)
+
+    def near_config(self):
+        from .dedup import NearDupConfig
+
+        return NearDupConfig(**self.near_params)
+
+    def decontam_config(self):
+        from .dedup import DecontamConfig
+
+        return DecontamConfig(**self.decontam_params)
 
 
 @dataclass(frozen=True)
@@ -176,6 +200,29 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(raw, where=str(path))
 
 
+def _parse_dedup(raw: Any, where: str) -> DedupSpec:
+    from .dedup import EXACT_KEYS, DecontamConfig, NearDupConfig
+    from .dedup.evalsets import EVALSETS
+
+    raw = _check_keys(raw, {f.name for f in dataclasses.fields(DedupSpec)}, where)
+    if raw.get("exact_key", "both") not in EXACT_KEYS:
+        raise RecipeError(f"{where}.exact_key: {raw['exact_key']!r} is not one of {', '.join(sorted(EXACT_KEYS))}")
+    for name in raw.get("decontaminate") or {}:
+        if name not in EVALSETS:
+            raise RecipeError(
+                f"{where}.decontaminate: unknown benchmark {name!r}; valid: {', '.join(sorted(EVALSETS))}"
+            )
+    spec = DedupSpec(**raw)
+    for key, cls in (("near_params", NearDupConfig), ("decontam_params", DecontamConfig)):
+        try:
+            build_params(cls, getattr(spec, key), f"{where}.{key}")
+        except RecipeError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise RecipeError(f"{where}.{key}: {err}") from err
+    return spec
+
+
 def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
     from .adapters import get_adapter  # the registry; imported here to keep recipe loading light
 
@@ -193,7 +240,7 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
     )
     if output.shard_max_samples < 1 or output.shard_max_bytes < 1 or output.records_per_unit < 1:
         raise RecipeError(f"{where}: output: limits must be positive")
-    dedup = DedupSpec(**_check_keys(raw.get("dedup") or {}, {"exact"}, f"{where}: dedup"))
+    dedup = _parse_dedup(raw.get("dedup") or {}, f"{where}: dedup")
     if not isinstance(raw["sources"], list) or not raw["sources"]:
         raise RecipeError(f"{where}: 'sources' must be a non-empty list")
     sources, seen = [], set()

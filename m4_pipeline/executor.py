@@ -155,6 +155,8 @@ def run_build(
     shards.sort(key=lambda s: s["name"])
     manifest = _write_reports(out_dir, recipe, rows, stats, shards, started, reports)
     shutil.rmtree(work)
+    for stray in out_dir.glob("*.tmp"):  # half-written shards of an interrupted run
+        stray.unlink(missing_ok=True)
     return manifest
 
 
@@ -231,7 +233,7 @@ def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:
         return
     if work.exists():
         shutil.rmtree(work)
-    for old in [*out_dir.glob("*.tar"), *out_dir.glob("*.tar.tmp"), *(out_dir / n for n in OUTPUTS)]:
+    for old in [*out_dir.glob("*.tar"), *out_dir.glob("*.tmp"), *(out_dir / n for n in OUTPUTS)]:
         old.unlink(missing_ok=True)
     work.mkdir(parents=True)
     run_file.write_text(json.dumps(run_info, indent=2))

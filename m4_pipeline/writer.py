@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tarfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def write_tar(path: Path, members: list[tuple[str, bytes]], *, durable: bool = T
     The rename makes the file appear whole or not at all to any reader, even if the writer is
     killed; ``durable`` also fsyncs it first, so that a power loss cannot leave a renamed but
     empty file behind (it costs the disk write, ~30% of the throughput)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _temporary(path)
     with open(tmp, "wb") as fh:
         with tarfile.open(fileobj=fh, mode="w", format=tarfile.GNU_FORMAT) as tf:
             for name, data in members:
@@ -61,12 +62,18 @@ def write_tar(path: Path, members: list[tuple[str, bytes]], *, durable: bool = T
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a small file under a temporary name, then rename: readers see all of it or nothing."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _temporary(path)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _temporary(path: Path) -> Path:
+    """A temporary name of the writer's own: a task retried while its first attempt still runs
+    (or a worker orphaned by a killed driver) must not write into the same temporary file."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def file_sha256(path: Path) -> str:

@@ -27,7 +27,7 @@ def test_demo_build_writes_all_five_sources(demo_build):
     assert [s["name"] for s in index["shards"]] == sorted(p.name for p in out.glob("*.tar"))
     assert sum(s["samples"] for s in index["shards"]) == 48
     assert all(s["samples"] <= 16 for s in index["shards"])  # rotated by count
-    assert not (out / "_staging").exists() and not list(out.glob("*.tmp"))
+    assert not (out / "_work").exists() and not list(out.glob("*.tmp"))
 
 
 def test_shards_read_back_with_webdataset_and_validate(demo_build):
@@ -119,6 +119,7 @@ def test_bad_inputs_are_quarantined_and_the_run_completes(ray_session, miniature
         "written": 4,
         "quarantined": {"missing_media": 2, "parse_error": 1},
         "duplicates": 0,
+        "decontaminated": 0,
     }
     assert s["nextqa"]["quarantined"] == {"bad_media": 2}  # both questions on the zero-byte video
     assert s["llava_mix"]["quarantined"] == {"bad_media": 2, "filtered": 1}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..formats import FormatError, from_record
 from ..media.images import encode_jpeg, normalize_image
-from ..media.video import UniformSampler, iter_frames, probe
+from ..media.video import UniformSampler, frame_media, iter_frames, probe
 from ..sample import Media, Sample
 from ..synthetic import synthetic_image
 from ..validate import check_sample
@@ -89,11 +89,7 @@ class M4Release(Adapter):
             raise MediaError(f"missing frame folder: {rel}", reason="missing_media")
         info = probe(folder, folder_fps=self.params.folder_fps)
         frames = iter_frames(folder, UniformSampler(self.params.video_frames).indices(info), info)
-        return [
-            Media("frame", 0, encode_jpeg(f.pixels), "jpg", frame_index=f.index, timestamp=f.timestamp,
-                  size=[f.pixels.shape[1], f.pixels.shape[0]])
-            for f in frames
-        ]  # fmt: skip
+        return frame_media(frames, one_slot=True)
 
     # --- images inside the per-dataset archives ----------------------------------------------
     def _read_image(self, rel: str) -> bytes:

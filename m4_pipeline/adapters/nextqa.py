@@ -20,8 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..formats import m4_record
-from ..media.images import encode_jpeg
-from ..media.video import FpsSampler, UniformSampler, iter_frames, probe
+from ..media.video import FpsSampler, UniformSampler, frame_media, iter_frames, probe
 from ..sample import Media, Sample, Turn
 from ..synthetic import write_video
 from .base import Adapter, RawRecord, SourceError
@@ -68,11 +67,11 @@ def make_sampler(strategy: str, frames: int, video_fps: float):
 
 
 @lru_cache(maxsize=8)
-def _video_frames(path: str, strategy: str, num: int, video_fps: float) -> tuple:
-    """Encoded frames of one video (several questions share a video)."""
+def _video_frames(path: str, strategy: str, num: int, video_fps: float) -> tuple[Media, ...]:
+    """Encoded frames of one video, one slot each (several questions share a video)."""
     info = probe(Path(path))
-    frames = iter_frames(Path(path), make_sampler(strategy, num, video_fps).indices(info), info)
-    return tuple((f.index, f.timestamp, encode_jpeg(f.pixels), [f.pixels.shape[1], f.pixels.shape[0]]) for f in frames)
+    return tuple(frame_media(iter_frames(Path(path), make_sampler(strategy, num, video_fps).indices(info), info),
+                             one_slot=False))  # fmt: skip
 
 
 class NExTQA(Adapter):
@@ -127,11 +126,7 @@ class NExTQA(Adapter):
         if rel is None:
             raise SourceError("missing_media", f"{record.locator}: video {vid} not in map_vid_vidorID.json")
         path = self.require_file(f"{p.video_dir}/{rel}.mp4", "video")
-        frames = _video_frames(str(path), p.frame_strategy, p.frames, p.video_fps)
-        media = [
-            Media("frame", slot, data, "jpg", frame_index=idx, timestamp=ts, size=size)
-            for slot, (idx, ts, data, size) in enumerate(frames)
-        ]
+        media = list(_video_frames(str(path), p.frame_strategy, p.frames, p.video_fps))
         paths = [f"{p.image_prefix}/{vid}/frame_{m.frame_index:06d}.jpg" for m in media]
         option_text = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
         question = p.prompt.format(question=row["question"], options=option_text)

@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from ..formats import FormatError, from_record
-from ..media.images import encode_jpeg, read_image_file
-from ..media.video import STRangeSampler, iter_frames, probe
+from ..media.images import read_image_file
+from ..media.video import STRangeSampler, frame_media, iter_frames, probe
 from ..sample import Media, Sample
 from ..synthetic import synthetic_image, write_video
 from ..validate import check_sample
@@ -89,11 +89,7 @@ class STRelease(Adapter):
         info = probe(path)
         start, end = split if split else (0, info.num_frames - 1)
         frames = iter_frames(path, STRangeSampler(int(start), int(end)).indices(info), info)
-        return [
-            Media("frame", 0, encode_jpeg(f.pixels), "jpg", frame_index=f.index, timestamp=f.timestamp,
-                  size=[f.pixels.shape[1], f.pixels.shape[0]])
-            for f in frames
-        ]  # fmt: skip
+        return frame_media(frames, one_slot=True)
 
 
 def _variables(**given) -> dict:

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..media.images import encode_jpeg
-from ..media.video import STRangeSampler, iter_frames, probe
+from ..media.video import STRangeSampler, frame_media, iter_frames, probe
 from ..sample import Media, Sample, Turn
 from ..synthetic import write_video
 from .base import Adapter, RawRecord, SourceError, require_fields
@@ -65,10 +64,11 @@ def _norm(value: float, lo: int, hi: int) -> float:
 
 
 @lru_cache(maxsize=4)
-def _st_frames(path: str, start: int, end: int) -> tuple:
+def _st_frames(path: str, start: int, end: int) -> tuple[Media, ...]:
+    """ST's 100 frames of one segment, in one slot (captions and questions share a segment)."""
     info = probe(Path(path))
     frames = iter_frames(Path(path), STRangeSampler(start, end, ST_FRAMES).indices(info), info)
-    return tuple((f.index, f.timestamp, encode_jpeg(f.pixels), [f.pixels.shape[1], f.pixels.shape[0]]) for f in frames)
+    return tuple(frame_media(frames, one_slot=True))
 
 
 class VidSTG(Adapter):
@@ -139,7 +139,7 @@ class VidSTG(Adapter):
         tid = sentence["target_id"]
         trajectories = vidor["trajectories"]
         tube = []  # (time, x1, y1, x2, y2)
-        for _, (idx, *_rest) in enumerate(frames):
+        for idx in (m.frame_index for m in frames):
             if gt_s <= idx <= gt_e and idx < len(trajectories):
                 box = next((b["bbox"] for b in trajectories[idx] if b.get("tid") == tid), None)
                 if box is not None:
@@ -172,9 +172,7 @@ class VidSTG(Adapter):
         if kind != "captions":
             description += "?"
         answer = p.answer.format(phrase=phrase, span=SPAN, tube=", ".join(f"<TEMP-OUTPUT>:{BOX}" for _ in tube))
-        media = [
-            Media("frame", 0, data, "jpg", frame_index=idx, timestamp=ts, size=size) for idx, ts, data, size in frames
-        ]
+        media = list(frames)
         return Sample(
             key="",
             family="st",

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ..sample import Media
+from .images import encode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,16 @@ def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
     fps = info.fps or 1.0
     for i, pixels, ts in reader.frames(indices):
         yield Frame(i, round(ts if ts is not None else i / fps, 6), pixels)
+
+
+def frame_media(frames: Iterable[Frame], *, one_slot: bool) -> list[Media]:
+    """Frames as JPEG media carrying their source index and time: all in slot 0 (a video behind
+    one placeholder) or one slot each (frames as images, one ``<image>`` per frame)."""
+    return [
+        Media("frame", 0 if one_slot else i, encode_jpeg(f.pixels), "jpg", frame_index=f.index,
+              timestamp=f.timestamp, size=[f.pixels.shape[1], f.pixels.shape[0]])
+        for i, f in enumerate(frames)
+    ]  # fmt: skip
 
 
 def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> list[Frame]:

@@ -23,7 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from m4_pipeline.executor import init_ray, run_build  # noqa: E402
-from m4_pipeline.process import num_samples_by_dataset, plan_units, process_unit, resolve_duplicates  # noqa: E402
+from m4_pipeline.process import (  # noqa: E402
+    apply_near_duplicates,
+    dedup_provenance,
+    num_samples_by_dataset,
+    plan_units,
+    process_unit,
+    resolve_duplicates,
+)
 from m4_pipeline.recipe import load_recipe  # noqa: E402
 from m4_pipeline.writer import plan_shards, write_shard  # noqa: E402
 
@@ -43,20 +50,24 @@ def write_corpus(root: Path, scale: int) -> None:
 
 
 def serial_build(recipe, sources: Path, out: Path) -> int:
+    """The baseline: every stage of run_build, in this process, no Ray."""
     staging = out / "_staging"
     units, _ = plan_units(recipe, sources)
+    near = recipe.dedup.near_config() if recipe.dedup.needs_signatures else None
     rows = []
     for unit in units:
-        rows += process_unit(unit, staging, recipe_name=recipe.name, recipe_version=recipe.version)
-    resolve_duplicates(rows, exact=True)
+        rows += process_unit(
+            unit, staging, recipe_name=recipe.name, recipe_version=recipe.version, recipe_sha256=recipe.sha256,
+            exact_key=recipe.dedup.exact_key, near_config=near,
+        )  # fmt: skip
+    resolve_duplicates(rows, exact=recipe.dedup.exact)
+    if recipe.dedup.near:
+        apply_near_duplicates(rows, near)
     kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
-    for plan in plan_shards(
-        kept,
-        prefix=recipe.name,
-        max_samples=recipe.output.shard_max_samples,
-        max_bytes=recipe.output.shard_max_bytes,
-    ):
-        write_shard(plan, out, staging, num_samples_by_dataset(kept, recipe))
+    plans = plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
+                        max_bytes=recipe.output.shard_max_bytes)  # fmt: skip
+    for plan in plans:
+        write_shard(plan, out, staging, num_samples_by_dataset(kept, recipe), dedup_provenance(rows))
     return len(kept)
 
 

@@ -26,7 +26,7 @@ from m4_pipeline.media.images import encode_jpeg  # noqa: E402
 from m4_pipeline.media.video import UniformSampler, ffmpeg_binary, iter_frames, probe  # noqa: E402
 
 CHILD = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r})
 from m4_pipeline.media.images import encode_jpeg
 from m4_pipeline.media.video import STRangeSampler, iter_frames, probe
@@ -34,7 +34,8 @@ path = {path!r}
 info = probe(path)
 indices = STRangeSampler(0, info.num_frames - 1).indices(info)
 n = sum(len(encode_jpeg(f.pixels)) > 0 for f in iter_frames(path, indices, info))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM: this process's own peak (ru_maxrss would include the parent's, inherited across exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({{"frames": n, "total": info.num_frames, "peak_kb": peak}}))
 """
 

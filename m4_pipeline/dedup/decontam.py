@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MediaError
+from ..writer import file_sha256
 from .bands import cross_pairs
 from .config import DecontamConfig
 from .evalsets import BenchItem, read_evalset
@@ -76,14 +77,6 @@ class BenchmarkIndex:
     image_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # id -> (benchmark, item)
     items: dict[str, int] = field(default_factory=dict)  # benchmark -> item count
     missing: list[dict] = field(default_factory=list)  # {benchmark, item_id, path, reason}
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def hash_video_frames(path: Path, num_frames: int) -> list[int]:
@@ -133,7 +126,7 @@ class _IndexBuilder:
                         frames = hash_video_frames(path, self.config.video_frames)
                     except MediaError as err:
                         self._missing(item, path, f"unreadable_video: {err}")
-                self._videos[path] = (_file_sha256(path), frames)
+                self._videos[path] = (file_sha256(path), frames)
         return self._videos[path]
 
     def add(self, item: BenchItem) -> None:

@@ -218,6 +218,7 @@ def cmd_audit(args) -> int:
         print(f"  {r['key']}  [{r['reason']}]  {r['source_file']} {r['locator']}: {r['detail']}")
     for d in dups:
         print(f"  {d['key']}  [duplicate of {d['duplicate_of']}]")
+    print(f"report: {write_audit_report(str(out), str(out / 'report'), args)}")
     return 0
 
 
@@ -318,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", help="the release's folder, in its published layout")
     p.add_argument("--kind", choices=sorted(AUDIT_RECIPES), required=True, help="m4: M4-Instruct-Data, st: ST-Align")
     p.add_argument("--out", required=True, help="output folder (shards, manifest, quarantine table)")
-    ray_opts(p)
+    audit_opts(p)
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("export", help="export shards for a trainer: llava-json, st-align or parquet")

@@ -49,6 +49,8 @@ def test_audit_finds_every_planted_defect(ray_session, tmp_path, capsys, kind, e
     for key, (reason, detail) in expected.items():
         assert rows[key]["reason"] == reason and detail in rows[key]["detail"]
         assert key in printed
+    report = (out / "report" / "index.html").read_text()
+    assert all(key in report for key in expected)  # the report's quarantine table names them too
     manifest = json.loads((out / "manifest.json").read_text())
     t = manifest["totals"]
     assert t["read"] == t["written"] + t["quarantined"] + t["duplicates"] and t["written"] > 0

@@ -9,7 +9,6 @@ Shards are written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -32,48 +31,49 @@ def dump_json(obj) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+def member_header(name: str, size: int) -> bytes:
+    """A tar header with fixed metadata (mtime 0, owner 0/0, mode 0644): same name and size,
+    same bytes."""
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mtime = 0
     info.mode = 0o644
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    tf.addfile(info, io.BytesIO(data))
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
 def write_tar(path: Path, members: list[tuple[str, bytes]], *, durable: bool = True) -> tuple[str, int]:
     """Write members to ``path`` atomically; return (sha256, size in bytes).
 
-    The rename makes the file appear whole or not at all to any reader, even if the writer is
-    killed; ``durable`` also fsyncs it first, so that a power loss cannot leave a renamed but
-    empty file behind (it costs the disk write, ~30% of the throughput)."""
+    The bytes are what ``tarfile`` writes in GNU format (headers, data padded to 512 bytes, two
+    zero blocks, padding to a 10 KiB record), written directly and hashed on the way, which is
+    faster than ``tarfile`` itself. The rename makes the file appear whole or not at all, even
+    if the writer is killed; ``durable`` also fsyncs it first, so that a power loss cannot
+    leave a renamed but empty file behind."""
     tmp = _temporary(path)
+    sha, size = hashlib.sha256(), 0
     with open(tmp, "wb") as fh:
-        hashing = _HashingWriter(fh)
-        with tarfile.open(fileobj=hashing, mode="w", format=tarfile.GNU_FORMAT) as tf:
-            for name, data in members:
-                add_member(tf, name, data)
+
+        def put(block: bytes) -> None:
+            nonlocal size
+            sha.update(block)
+            fh.write(block)
+            size += len(block)
+
+        for name, data in members:
+            put(member_header(name, len(data)))
+            put(data)
+            if len(data) % tarfile.BLOCKSIZE:
+                put(b"\0" * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+        put(b"\0" * (2 * tarfile.BLOCKSIZE))
+        if size % tarfile.RECORDSIZE:
+            put(b"\0" * (tarfile.RECORDSIZE - size % tarfile.RECORDSIZE))
         fh.flush()
         if durable:
             os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return hashing.sha256.hexdigest(), hashing.size
-
-
-class _HashingWriter:
-    """A write-only file that hashes what passes through (no second read of the shard)."""
-
-    def __init__(self, fh):
-        self.fh, self.sha256, self.size = fh, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.fh.write(data)
-
-    def tell(self) -> int:
-        return self.size
+    return sha.hexdigest(), size
 
 
 def write_atomic(path: Path, data: bytes) -> None:

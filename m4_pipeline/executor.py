@@ -185,7 +185,10 @@ def _near_dedup_and_decontaminate(ray, rows: list[dict], recipe: Recipe, sources
         reports.update(decontamination=found, decontamination_summary=summary)
     if spec.near:
         reports["near_duplicates"] = apply_near_duplicates(
-            rows, spec.near_config(), media_candidates_fn=lambda sigs, cfg: _ray_media_candidates(ray, sigs, cfg)
+            rows,
+            spec.near_config(),
+            media_candidates_fn=lambda sigs, cfg: _ray_media_candidates(ray, sigs, cfg),
+            text_candidates_fn=lambda sigs, cfg: _ray_text_candidates(ray, sigs, cfg),
         )
     return reports
 
@@ -218,6 +221,41 @@ def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
     todo = [{"records": json.dumps(p)} for p in parts if p]
     found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
     return {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"]) if a != b}
+
+
+def _ray_text_candidates(ray, sigs, config) -> set[tuple[int, int]]:
+    """Sample pairs whose conversations' MinHash share an LSH bucket, the buckets partitioned
+    over Ray tasks by bucket key, then verified on the estimated Jaccard (driver).
+
+    Turn-level comparison keeps the single-process index (several documents per sample)."""
+    from .dedup.near import text_candidates
+    from .dedup.text import candidate_pairs_in_bucket, jaccard, lsh_bands, minhash_band_records
+
+    if config.text_level != "conversation":
+        return text_candidates(sigs, config)
+    bands = lsh_bands(config.text_threshold, config.minhash)
+    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    parts: list[list] = [[] for _ in range(partitions)]
+    for i, sig in enumerate(sigs):
+        if sig.conv_minhash is not None:
+            for (band, bucket), doc in minhash_band_records(i, sig.conv_minhash, bands):
+                parts[hash((band, bucket)) % partitions].append([band, bucket.hex(), doc])
+
+    def task(row: dict) -> dict:
+        buckets: dict[tuple, list] = {}
+        for band, bucket, doc in json.loads(row["records"]):
+            buckets.setdefault((band, bucket), []).append(doc)
+        pairs = {pair for docs in buckets.values() if len(docs) > 1 for pair in candidate_pairs_in_bucket(docs)}
+        return {"pairs": json.dumps(sorted(pairs))}
+
+    todo = [{"records": json.dumps(p)} for p in parts if p]
+    if not todo:
+        return set()
+    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
+    candidates = {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"])}
+    return {
+        (a, b) for a, b in candidates if jaccard(sigs[a].conv_minhash, sigs[b].conv_minhash) >= config.text_threshold
+    }
 
 
 def _prepare(out_dir: Path, work: Path, run_info: dict, resume: bool) -> None:

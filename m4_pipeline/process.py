@@ -223,10 +223,12 @@ def apply_decontamination(rows: list[dict], benchmarks: dict[str, Path], config)
     return report, summary
 
 
-def apply_near_duplicates(rows: list[dict], config, *, media_candidates_fn=None) -> list[dict]:
+def apply_near_duplicates(rows: list[dict], config, *, media_candidates_fn=None, text_candidates_fn=None) -> list[dict]:
     """Mark near-duplicates of the surviving samples; return one report row per cluster."""
     sigs, by_key = _signatures(rows)
-    result = find_near_duplicates(sigs, config, media_candidates_fn=media_candidates_fn)
+    result = find_near_duplicates(
+        sigs, config, media_candidates_fn=media_candidates_fn, text_candidates_fn=text_candidates_fn
+    )
     for cluster_row in result.rows:
         for removed in cluster_row["removed"]:
             by_key[removed].update(status="duplicate", reason=cluster_row["reason"], duplicate_of=cluster_row["kept"])

@@ -74,3 +74,22 @@ def test_recipe_rejects_unknown_benchmark_and_bad_params():
         parse_recipe({**base, "dedup": {"near": True, "near_params": {"radius": 3}}})
     with pytest.raises(RecipeError, match="exact_key"):
         parse_recipe({**base, "dedup": {"exact_key": "pixels"}})
+
+
+def test_ray_candidate_searches_equal_the_single_process_ones(ray_session, miniatures, tmp_path):
+    """The band shuffles on Ray find exactly what the single-process searches find."""
+    from m4_pipeline.adapters import ADAPTERS
+    from m4_pipeline.dedup import NearDupConfig, signature_of
+    from m4_pipeline.dedup.near import media_candidates, text_candidates
+    from m4_pipeline.executor import _ray_media_candidates, _ray_text_candidates
+
+    root = plant(miniatures, tmp_path)
+    config = NearDupConfig()
+    sigs = []
+    for name in ("nlvr2", "nlvr2_copy"):
+        adapter = ADAPTERS["nlvr2"](root / name, ADAPTERS["nlvr2"].Params(splits=["train", "dev"]), source_name=name)
+        sigs += [signature_of(adapter.build(r), config) for r in adapter.list_records()]
+    media = _ray_media_candidates(ray_session, sigs, config)
+    text = _ray_text_candidates(ray_session, sigs, config)
+    assert media == media_candidates(sigs, config) and len(media) >= 12
+    assert text == text_candidates(sigs, config) and len(text) >= 12

@@ -151,18 +151,19 @@ def find_near_duplicates(
     config: NearDupConfig | None = None,
     *,
     media_candidates_fn=None,
+    text_candidates_fn=None,
 ) -> NearDupResult:
     """Near-duplicate clusters among signatures (run it on the survivors of exact dedup).
 
-    ``media_candidates_fn(sigs, config) -> {(i, j)}`` replaces the single-process pHash
-    candidate search (the executor passes one that runs the bands on Ray)."""
+    ``media_candidates_fn(sigs, config) -> {(i, j)}`` and ``text_candidates_fn`` replace the
+    single-process candidate searches (the executor passes ones that run the bands on Ray)."""
     config = config or NearDupConfig()
     keys = [s.key for s in sigs]
     if len(set(keys)) != len(keys):
         raise ValueError("signatures must have distinct keys")
     need_text = config.policy in ("text", "both") or any(not s.has_media for s in sigs)
     need_media = config.policy in ("media", "both")
-    text_pairs = text_candidates(sigs, config) if need_text else set()
+    text_pairs = (text_candidates_fn or text_candidates)(sigs, config) if need_text else set()
     media_pairs = (media_candidates_fn or media_candidates)(sigs, config) if need_media else set()
     if config.policy == "both":  # media samples need both; text-only samples need text only
         text_only = {(i, j) for i, j in text_pairs if not (sigs[i].has_media or sigs[j].has_media)}

@@ -136,6 +136,9 @@ def test_scanqa_views_carry_pose_and_intrinsics(miniatures):
     assert [m.kind for m in s.media] == ["view"] * 3
     assert all(len(m.pose) == 4 and len(m.intrinsics) == 3 and m.size == [128, 96] for m in s.media)
     assert s.media[0].pose != s.media[1].pose
+    photos = build_all("scanqa", miniatures, views=3, view_source="frames")[0]
+    assert [m.ops for m in photos.media] == [["frame:0"], ["frame:6"], ["frame:11"]]
+    assert photos.media[0].size == [64, 48] and photos.media[0].pose == s.media[0].pose  # same trajectory poses
 
 
 def test_llava_mix_patches_record_their_grid(miniatures):

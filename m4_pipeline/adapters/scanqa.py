@@ -10,8 +10,9 @@ Layout (ScanQA's ``data/qa`` and ScanNet's SensReader export)::
     scans/<scene_id>/intrinsic/intrinsic_color.txt   4x4
     scans/<scene_id>/color/<n>.jpg  depth/<n>.png
 
-Views: ``views`` of the scene's camera poses, spread uniformly over the recorded trajectory,
-each rendered from the mesh at ``render_size``.
+Views: ``views`` camera poses (spread uniformly over the recorded trajectory, or orbiting the
+scene), rendered from the mesh at ``render_size``; or, with ``view_source: frames``, the recorded
+colour frames at the trajectory poses (what M4-Instruct's 3D images are).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..formats import m4_record
-from ..media.images import encode_jpeg
-from ..media.render3d import POSE_STRATEGIES, ScanNetScene, ViewRenderer
+from ..media.images import encode_jpeg, read_image_file
+from ..media.render3d import POSE_STRATEGIES, ScanNetScene, TrajectoryPoses, ViewRenderer
 from ..sample import Media, Sample, Turn
 from ..synthetic import room_mesh, scanner_poses, synthetic_image
 from .base import Adapter, RawRecord, SourceError, require_fields
@@ -36,6 +37,7 @@ class Params:
     splits: list[str] = field(default_factory=lambda: ["train"])
     views: int = 4  # views per sample: not published for M4-Instruct
     view_poses: str = "trajectory"  # trajectory (recorded camera poses) | orbit (around the scene)
+    view_source: str = "render"  # render: from the mesh | frames: the recorded colour frames (trajectory only)
     render_size: list[int] = field(default_factory=lambda: [640, 480])  # width, height
     qa_dir: str = "qa"
     scans_dir: str = "scans"
@@ -56,6 +58,19 @@ def _render(scene_dir: str, scene_id: str, strategy: str, views: int, size: tupl
     sx, sy = size[0] / src_size[0], size[1] / src_size[1]
     k_out = [[k[0, 0] * sx, 0.0, (size[0] - 1) / 2], [0.0, k[1, 1] * sy, (size[1] - 1) / 2], [0.0, 0.0, 1.0]]
     return tuple((label, pose.tolist(), k_out, encode_jpeg(img)) for (label, pose), img in zip(chosen, images))
+
+
+@lru_cache(maxsize=16)
+def _recorded(scene_dir: str, scene_id: str, views: int) -> tuple:
+    """The recorded colour frames at the chosen trajectory poses, as M4-Instruct's 3D images
+    (from ``scannet_frames_25k``) are: real photos, not renders."""
+    scene = ScanNetScene(Path(scene_dir), scene_id)
+    k = scene.intrinsics().tolist()
+    out = []
+    for label, pose in TrajectoryPoses(views).select(scene, ""):
+        img = read_image_file(scene.scene_dir / "color" / f"{label}.jpg", f"{scene_id}/color/{label}.jpg")
+        out.append((label, pose.tolist(), k, img.data, list(img.size)))
+    return tuple(out)
 
 
 class ScanQA(Adapter):
@@ -85,26 +100,21 @@ class ScanQA(Adapter):
         if not obj.get("answers"):
             raise SourceError("invalid_annotation", f"{record.locator}: no answers (a test split?)")
         scene_dir = self.root / p.scans_dir / obj["scene_id"]
-        self.require_file(f"{p.scans_dir}/{obj['scene_id']}/{obj['scene_id']}_vh_clean_2.ply", "mesh")
-        if p.view_poses not in POSE_STRATEGIES:
-            raise SourceError(
-                "invalid_annotation", f"view_poses {p.view_poses!r} is not one of {sorted(POSE_STRATEGIES)}"
-            )
-        # trajectory views are the same for every question on a scene; orbit views follow the sample key
-        seed_key = self.key_for(record) if p.view_poses == "orbit" else ""
-        views = _render(str(scene_dir), obj["scene_id"], p.view_poses, p.views, tuple(p.render_size), seed_key)
+        if p.view_poses not in POSE_STRATEGIES or p.view_source not in ("render", "frames"):
+            raise SourceError("invalid_annotation", f"view_poses {p.view_poses!r} / view_source {p.view_source!r}")
+        if p.view_source == "frames":
+            views = _recorded(str(scene_dir), obj["scene_id"], p.views)
+            ops = "frame"
+        else:
+            self.require_file(f"{p.scans_dir}/{obj['scene_id']}/{obj['scene_id']}_vh_clean_2.ply", "mesh")
+            # trajectory views are the same for every question on a scene; orbit views follow the sample key
+            seed_key = self.key_for(record) if p.view_poses == "orbit" else ""
+            rendered = _render(str(scene_dir), obj["scene_id"], p.view_poses, p.views, tuple(p.render_size), seed_key)
+            views = tuple((*v, list(p.render_size)) for v in rendered)
+            ops = f"render:{p.view_poses}"
         media = [
-            Media(
-                "view",
-                slot,
-                data,
-                "jpg",
-                pose=pose,
-                intrinsics=k,
-                size=list(p.render_size),
-                ops=[f"render:{p.view_poses}:{label}"],
-            )
-            for slot, (label, pose, k, data) in enumerate(views)
+            Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=size, ops=[f"{ops}:{label}"])
+            for slot, (label, pose, k, data, size) in enumerate(views)
         ]
         paths = [f"{p.image_prefix}/{obj['scene_id']}/view_{label}.jpg" for label, *_ in views]
         return Sample(

@@ -101,9 +101,22 @@ class Adapter:
             raise MediaError(f"missing {what}: {rel}", reason="missing_media")
         return path
 
+    def annotation_path(self, rel: str) -> Path:
+        """An annotation file of the source; a missing one stops the build (it is not a record)."""
+        path = self.root / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.name}: annotation file {path} not found")
+        return path
+
+    def read_json_list(self, rel: str) -> list:
+        items = json.loads(self.annotation_path(rel).read_text())
+        if not isinstance(items, list):
+            raise ValueError(f"{self.name}: {rel} must hold a JSON list")
+        return items
+
     def iter_json_lines(self, rel: str) -> Iterator[tuple[int, Any, str | None]]:
         """(line number, parsed object or None, error or None) for each non-blank line."""
-        with open(self.root / rel, encoding="utf-8") as fh:
+        with open(self.annotation_path(rel), encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue

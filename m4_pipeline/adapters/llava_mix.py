@@ -44,12 +44,7 @@ class LLaVAMix(Adapter):
 
     def list_records(self):
         rel = self.params.annotation
-        path = self.root / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"llava_mix: annotation file {path} not found")
-        items = json.loads(path.read_text())
-        if not isinstance(items, list):
-            raise ValueError(f"llava_mix: {rel} must hold a JSON list")
+        items = self.read_json_list(rel)
         seen: dict[str, int] = {}
         for i, obj in enumerate(items):
             sid = str(obj.get("id", f"index{i}")) if isinstance(obj, dict) else f"index{i}"

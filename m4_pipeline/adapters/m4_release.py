@@ -49,13 +49,7 @@ class M4Release(Adapter):
     def list_records(self):
         p = self.params
         for rel in filter(None, (p.annotations, p.video_annotations)):
-            path = self.root / rel
-            if not path.is_file():
-                raise FileNotFoundError(f"m4_release: {path} not found")
-            items = json.loads(path.read_text())
-            if not isinstance(items, list):
-                raise ValueError(f"m4_release: {rel} must hold a JSON list")
-            for i, obj in enumerate(items):
+            for i, obj in enumerate(self.read_json_list(rel)):
                 yield RawRecord(rel, f"index {i}", self._source_id(obj, rel, i), obj)
 
     @staticmethod

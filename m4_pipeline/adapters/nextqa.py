@@ -84,9 +84,7 @@ class NExTQA(Adapter):
         p = self.params
         for split in p.splits:
             rel = f"{p.annotation_dir}/{split}.csv"
-            if not (self.root / rel).is_file():
-                raise FileNotFoundError(f"nextqa: annotation file {self.root / rel} not found")
-            with open(self.root / rel, newline="", encoding="utf-8") as fh:
+            with open(self.annotation_path(rel), newline="", encoding="utf-8") as fh:
                 reader = csv.reader(fh)
                 header = next(reader, [])
                 if header[: len(COLUMNS)] != COLUMNS:

@@ -83,13 +83,7 @@ class ScanQA(Adapter):
         p = self.params
         for split in p.splits:
             rel = f"{p.qa_dir}/ScanQA_v1.0_{split}.json"
-            path = self.root / rel
-            if not path.is_file():
-                raise FileNotFoundError(f"scanqa: question file {path} not found")
-            items = json.loads(path.read_text())
-            if not isinstance(items, list):
-                raise ValueError(f"scanqa: {rel} must hold a JSON list")
-            for i, obj in enumerate(items):
+            for i, obj in enumerate(self.read_json_list(rel)):
                 qid = obj.get("question_id") if isinstance(obj, dict) else None
                 yield RawRecord(rel, f"index {i}", str(qid or f"{split}-{i}"), obj)
 

@@ -80,13 +80,7 @@ class VidSTG(Adapter):
     def list_records(self):
         p = self.params
         rel = f"{p.annotation_dir}/{p.split}_annotations.json"
-        path = self.root / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"vidstg: annotation file {path} not found")
-        entries = json.loads(path.read_text())
-        if not isinstance(entries, list):
-            raise ValueError(f"vidstg: {rel} must hold a JSON list")
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(self.read_json_list(rel)):
             if not isinstance(entry, dict):
                 yield RawRecord(rel, f"index {i}", f"{p.split}-{i}", None, f"{rel} index {i}: not an object")
                 continue

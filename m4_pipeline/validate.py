@@ -96,9 +96,8 @@ def _check_placeholders(sample: Sample, bad) -> None:
     count = sum(len(pattern.findall(t.value)) for t in sample.conversations if isinstance(t.value, str))
     paths = _record_paths(sample)
     if paths is not None:
-        field, n = paths
-        # A video record has one placeholder for the whole video.
-        if n != count and not (field == "video" and count == 1 and n == 1):
+        field, n = paths  # a video record names one path: one placeholder for the whole video
+        if n != count:
             bad(field, f"{count} placeholder(s) in the conversation but {n} path(s) in '{field}'")
     elif count:
         bad("image", f"{count} placeholder(s) in the conversation but the record names no media")

@@ -193,11 +193,31 @@ def _near_dedup_and_decontaminate(ray, rows: list[dict], recipe: Recipe, sources
     return reports
 
 
-def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
-    """Sample pairs sharing a close pHash, with the LSH bands partitioned over Ray tasks.
+def _pairs_by_key_on_ray(ray, records, pairs_in_group) -> set[tuple[int, int]]:
+    """Shuffle ``(key, value)`` records to Ray tasks by key; each task groups its records by key
+    and returns ``pairs_in_group(key, values)`` (sample index pairs). Keys and values are JSON."""
+    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    parts: list[list] = [[] for _ in range(partitions)]
+    for key, value in records:
+        parts[hash(json.dumps(key)) % partitions].append([key, value])
 
-    Every (band, masked hash) record goes to the partition of its band key; each task groups
-    its records by band key and verifies the pairs in each group by true Hamming distance."""
+    def task(row: dict) -> dict:
+        groups: dict[str, tuple] = {}
+        for key, value in json.loads(row["records"]):
+            groups.setdefault(json.dumps(key), (key, []))[1].append(value)
+        pairs = [pair for key, values in groups.values() if len(values) > 1 for pair in pairs_in_group(key, values)]
+        return {"pairs": json.dumps(pairs)}
+
+    todo = [{"records": json.dumps(p)} for p in parts if p]
+    if not todo:
+        return set()
+    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
+    return {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"]) if a != b}
+
+
+def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
+    """Sample pairs sharing a close pHash: the LSH band records shuffled by band key, each
+    band's pairs verified by true Hamming distance."""
     from .dedup import band_records, media_items, pairs_in_band
     from .dedup.near import media_plan
 
@@ -205,54 +225,35 @@ def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
     if len(items) < 2:
         return set()
     plan = media_plan(len(items), config)
-    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    parts: list[list] = [[] for _ in range(partitions)]
-    for item_id, h in items:
-        for band_key, item in band_records(item_id, h, plan):
-            parts[hash(band_key) % partitions].append([list(band_key), list(item[0]), item[1]])
+    records = (
+        (list(band_key), [list(item_id), h])
+        for item_id, h0 in items
+        for band_key, (item_id, h) in band_records(item_id, h0, plan)
+    )
 
-    def task(row: dict) -> dict:
-        groups: dict[tuple, list] = {}
-        for band_key, item_id, h in json.loads(row["records"]):
-            groups.setdefault(tuple(band_key), []).append((tuple(item_id), h))
-        pairs = [(a[0], b[0]) for (band, _), group in groups.items() for a, b, _ in pairs_in_band(band, group, plan)]
-        return {"pairs": json.dumps(pairs)}
+    def in_band(key, values) -> list:
+        group = [(tuple(item_id), h) for item_id, h in values]
+        return [(a[0], b[0]) for a, b, _ in pairs_in_band(key[0], group, plan)]
 
-    todo = [{"records": json.dumps(p)} for p in parts if p]
-    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
-    return {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"]) if a != b}
+    return _pairs_by_key_on_ray(ray, records, in_band)
 
 
 def _ray_text_candidates(ray, sigs, config) -> set[tuple[int, int]]:
-    """Sample pairs whose conversations' MinHash share an LSH bucket, the buckets partitioned
-    over Ray tasks by bucket key, then verified on the estimated Jaccard (driver).
-
-    Turn-level comparison keeps the single-process index (several documents per sample)."""
+    """Sample pairs whose conversations' MinHash share an LSH bucket (buckets shuffled by key),
+    verified on the estimated Jaccard. Turn level keeps the single-process index."""
     from .dedup.near import text_candidates
     from .dedup.text import candidate_pairs_in_bucket, jaccard, lsh_bands, minhash_band_records
 
     if config.text_level != "conversation":
         return text_candidates(sigs, config)
     bands = lsh_bands(config.text_threshold, config.minhash)
-    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    parts: list[list] = [[] for _ in range(partitions)]
-    for i, sig in enumerate(sigs):
-        if sig.conv_minhash is not None:
-            for (band, bucket), doc in minhash_band_records(i, sig.conv_minhash, bands):
-                parts[hash((band, bucket)) % partitions].append([band, bucket.hex(), doc])
-
-    def task(row: dict) -> dict:
-        buckets: dict[tuple, list] = {}
-        for band, bucket, doc in json.loads(row["records"]):
-            buckets.setdefault((band, bucket), []).append(doc)
-        pairs = {pair for docs in buckets.values() if len(docs) > 1 for pair in candidate_pairs_in_bucket(docs)}
-        return {"pairs": json.dumps(sorted(pairs))}
-
-    todo = [{"records": json.dumps(p)} for p in parts if p]
-    if not todo:
-        return set()
-    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
-    candidates = {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"])}
+    records = (
+        ([band, bucket.hex()], doc)
+        for i, sig in enumerate(sigs)
+        if sig.conv_minhash is not None
+        for (band, bucket), doc in minhash_band_records(i, sig.conv_minhash, bands)
+    )
+    candidates = _pairs_by_key_on_ray(ray, records, lambda key, docs: candidate_pairs_in_bucket(docs))
     return {
         (a, b) for a, b in candidates if jaccard(sigs[a].conv_minhash, sigs[b].conv_minhash) >= config.text_threshold
     }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import m4_record
-from ..media.images import encode_jpeg, open_image, read_image_file
+from ..media.images import encode_jpeg, read_image_file
 from ..media.patches import DEFAULT_PINPOINTS, AnyresTiler
 from ..sample import Media, Sample, Turn
 from ..synthetic import synthetic_image
@@ -70,7 +70,7 @@ class LLaVAMix(Adapter):
             tiler = AnyresTiler(pinpoints=p.pinpoints, patch_size=p.patch_size)
             rows, cols = tiler.grid_for(source.size)
             ops = [*source.ops, f"anyres:{rows}x{cols}"]
-            for patch in tiler.tile(open_image(source.data, rel)):
+            for patch in tiler.tile(source.image):  # the decoded pixels: no second decode
                 media.append(
                     Media(
                         "patch",

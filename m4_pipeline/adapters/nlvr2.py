@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import m4_record
-from ..media.images import encode_jpeg, open_image, read_image_file
+from ..media.images import encode_jpeg, read_image_file
 from ..media.patches import PadToSquare
 from ..sample import Media, Sample, Turn
 from ..synthetic import synthetic_image
@@ -68,7 +68,7 @@ class NLVR2(Adapter):
         for slot, rel in enumerate(image_paths(obj["identifier"], split, obj.get("directory"))):
             img = read_image_file(self.root / rel, rel)
             if p.pad_to_square:
-                square = PadToSquare().apply(open_image(img.data, rel))
+                square = PadToSquare().apply(img.image)
                 img.data, img.size, img.ops = encode_jpeg(square), square.size, [*img.ops, "pad_to_square"]
             media.append(Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops))
             paths.append(f"{p.image_prefix}/{rel}")

@@ -37,6 +37,7 @@ class NormalizedImage:
     ext: str
     size: tuple[int, int]
     ops: list[str] = field(default_factory=list)
+    image: Image.Image | None = field(default=None, repr=False)  # the decoded RGB pixels, for further work
 
 
 def open_image(data: bytes, what: str, max_pixels: int = ImagePolicy.max_pixels) -> Image.Image:
@@ -67,7 +68,7 @@ def normalize_image(data: bytes, what: str, policy: ImagePolicy = ImagePolicy())
         and not too_big
         and not img.info.get("progressive")
     ):
-        return NormalizedImage(data, "jpg", img.size, ["kept_original"])
+        return NormalizedImage(data, "jpg", img.size, ["kept_original"], to_rgb(img))
     ops: list[str] = []
     if orientation not in (0, 1):
         img = ImageOps.exif_transpose(img)
@@ -81,7 +82,8 @@ def normalize_image(data: bytes, what: str, policy: ImagePolicy = ImagePolicy())
         img = img.resize(new, Image.BICUBIC)
         ops.append(f"resize:{new[0]}x{new[1]}")
     ops.append(f"jpeg:{policy.quality}")
-    return NormalizedImage(encode_jpeg(img, policy.quality), "jpg", img.size, ops)
+    img = to_rgb(img)
+    return NormalizedImage(encode_jpeg(img, policy.quality), "jpg", img.size, ops, img)
 
 
 def read_image_file(path: Path, what: str, policy: ImagePolicy = ImagePolicy()) -> NormalizedImage:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from .errors import SourceError
 from .sample import Family, Media, Provenance, Sample, Turn
 
 
-class FormatError(ValueError):
-    """A record that does not have the shape of its released format."""
+class FormatError(SourceError):
+    """A record that does not have the shape of its released format (``invalid_annotation``)."""
 
 
 # Where ``conversations`` sits when a record is built by the pipeline (not read from a release).
@@ -120,6 +121,9 @@ def to_shard_json(sample: Sample) -> dict[str, Any]:
     """The ``<key>.json`` member: the released record plus a ``provenance`` object."""
     rec = to_record(sample)
     prov = asdict(sample.provenance) if sample.provenance else {}
+    for optional in ("templates", "ops"):  # written only when used
+        if not prov.get(optional):
+            prov.pop(optional, None)
     prov["family"] = sample.family
     prov["media"] = [m.describe() for m in sample.media]
     if sample.conv_pos is not None:

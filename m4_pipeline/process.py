@@ -27,9 +27,8 @@ from .dedup import (
     signature_of,
 )
 from .errors import SourceError
-from .formats import FormatError
 from .recipe import Recipe
-from .validate import ValidationError, check_sample
+from .validate import check_sample
 from .writer import sample_members, write_atomic, write_tar
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,7 @@ def adapter_spec(recipe: Recipe, source_name: str, sources_dir: Path) -> dict:
         "root": str(Path(sources_dir) / src.path),
         "params": dataclasses.asdict(src.params),
         "source_name": src.name,
+        "symlinks": src.symlinks,
     }
 
 
@@ -52,7 +52,12 @@ def adapter_spec(recipe: Recipe, source_name: str, sources_dir: Path) -> dict:
 def _adapter_from_json(spec_json: str):
     spec = json.loads(spec_json)
     cls = get_adapter(spec["adapter"])
-    return cls(spec["root"], cls.Params(**spec["params"]), source_name=spec["source_name"])
+    return cls(
+        spec["root"],
+        cls.Params(**spec["params"]),
+        source_name=spec["source_name"],
+        symlinks=spec.get("symlinks", "refuse"),
+    )
 
 
 def make_adapter(spec: dict):
@@ -70,6 +75,7 @@ def plan_units(recipe: Recipe, sources_dir: Path) -> tuple[list[dict], dict[str,
     for src in recipe.sources:
         spec = adapter_spec(recipe, src.name, sources_dir)
         adapter = make_adapter(spec)
+        adapter.preflight()
         records = list(adapter.list_records())
         chosen = src.sampling.select(list(enumerate(records)))
         listing[src.name] = {"listed": len(records), "selected": len(chosen)}
@@ -135,12 +141,8 @@ def process_unit(
                 record, recipe=recipe_name, recipe_version=recipe_version, recipe_sha256=recipe_sha256
             )
             check_sample(sample)
-        except SourceError as err:
+        except SourceError as err:  # validation and format errors included
             row.update(status="quarantined", reason=err.reason, detail=str(err))
-        except ValidationError as err:
-            row.update(status="quarantined", reason="validation", detail=str(err))
-        except FormatError as err:
-            row.update(status="quarantined", reason="invalid_annotation", detail=str(err))
         except Exception as err:  # an adapter bug must not lose the record silently either
             log.exception("unexpected error on %s %s", unit["source"], record.locator)
             row.update(status="quarantined", reason="internal_error", detail=f"{type(err).__name__}: {err}")

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from .errors import BuildError
+
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the file and the key."""
@@ -81,6 +83,8 @@ class SourceSpec:
     path: str
     sampling: Sampling
     params: Any  # the adapter's Params dataclass instance
+    symlinks: str = "refuse"  # refuse | inside: follow symlinks that stay inside the source root
+    max_quarantine_fraction: float = 0.5  # past it the build fails, naming the dominant reason
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,16 @@ class Recipe:
 
 
 _TOP_KEYS = {"name", "version", "description", "output", "dedup", "sources"}
-_SOURCE_KEYS = {"name", "adapter", "path", "sampling", "seed", "params"}
+_SOURCE_KEYS = {"name", "adapter", "path", "sampling", "seed", "params", "symlinks", "max_quarantine_fraction"}
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _safe_name(value: Any, where: str) -> str:
+    """Names end up in file names (shards, units): letters, digits, ``_ . -``, no leading dot."""
+    text = str(value)
+    if not SAFE_NAME.match(text) or ".." in text:
+        raise RecipeError(f"{where}: {text!r} is not a safe name (letters, digits, '_', '.', '-'; 1-128 characters)")
+    return text
 
 
 def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
@@ -175,7 +188,7 @@ def build_params(params_cls: type, given: Any, where: str) -> Any:
             raise RecipeError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
     try:
         return params_cls(**given)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, BuildError) as err:
         raise RecipeError(f"{where}: {err}") from err
 
 
@@ -253,24 +266,35 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
             adapter_cls = get_adapter(src["adapter"])
         except KeyError as err:
             raise RecipeError(f"{at}.adapter: {err.args[0]}") from err
-        name = str(src.get("name", src["adapter"]))
+        name = _safe_name(src.get("name", src["adapter"]), f"{at}.name")
         if name in seen:
             raise RecipeError(f"{at}.name: source name {name!r} is used twice")
         seen.add(name)
         seed = src.get("seed", 0)
-        if not isinstance(seed, int):
+        if not isinstance(seed, int) or isinstance(seed, bool):
             raise RecipeError(f"{at}.seed: expected an integer, got {seed!r}")
+        symlinks = src.get("symlinks", "refuse")
+        if symlinks not in ("refuse", "inside"):
+            raise RecipeError(f"{at}.symlinks: {symlinks!r} is not one of refuse, inside")
+        fraction = src.get("max_quarantine_fraction", 0.5)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise RecipeError(f"{at}.max_quarantine_fraction: expected a number in [0, 1], got {fraction!r}")
+        path = str(src.get("path", name))
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise RecipeError(f"{at}.path: {path!r} must be relative to --sources, without '..'")
         sources.append(
             SourceSpec(
                 name=name,
                 adapter=src["adapter"],
-                path=str(src.get("path", name)),
+                path=path,
                 sampling=Sampling.parse(src.get("sampling"), seed, f"{at}.sampling"),
                 params=build_params(adapter_cls.Params, src.get("params"), f"{at}.params"),
+                symlinks=symlinks,
+                max_quarantine_fraction=float(fraction),
             )
         )
     return Recipe(
-        name=str(raw["name"]),
+        name=_safe_name(raw["name"], f"{where}: name"),
         version=str(raw.get("version", "0")),
         sources=sources,
         output=output,

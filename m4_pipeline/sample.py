@@ -66,6 +66,8 @@ class Provenance:
     adapter: str = ""
     recipe_sha256: str = ""  # hash of the parsed recipe: any parameter change shows
     pipeline_version: str = ""
+    templates: dict[str, str] = field(default_factory=dict)  # slot -> chosen library template, e.g. "st/tvg#3"
+    ops: list[str] = field(default_factory=list)  # conventions applied to the record's values
 
 
 @dataclass

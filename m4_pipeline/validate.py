@@ -10,20 +10,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from .coords import COORD_TOKEN, MEDIA_PLACEHOLDER, ST_VARIABLES, io_for_role
+from .errors import SourceError
 from .sample import MEDIA_KINDS, ROLES, Sample
 
 QUESTION_TYPES = ("open-ended", "multi-choice")
 ST_FRAMES = 100
-ST_VARIABLES = {
-    ("TEMP", "INPUT"): "temporal_input_locations",
-    ("TEMP", "OUTPUT"): "temporal_output_locations",
-    ("HEIGHT", "INPUT"): "spatial_height_input_locations",
-    ("HEIGHT", "OUTPUT"): "spatial_height_output_locations",
-    ("WIDTH", "INPUT"): "spatial_width_input_locations",
-    ("WIDTH", "OUTPUT"): "spatial_width_output_locations",
-}
-_COORD_TOKEN = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)>")
-_PLACEHOLDER = {"m4": re.compile(r"<image>"), "st": re.compile(r"<image>|<video>")}
+_PLACEHOLDER = {"m4": re.compile(r"<image>"), "st": MEDIA_PLACEHOLDER}
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,11 @@ class Problem:
         return f"{self.key or '<no key>'}: {self.field}: {self.message}"
 
 
-class ValidationError(ValueError):
+class ValidationError(SourceError):
+    """A sample that breaks the template; quarantined with reason ``validation``."""
+
+    default_reason = "validation"
+
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
@@ -178,9 +175,9 @@ def _check_st_tokens(sample: Sample, values, bad) -> None:
     for ti, turn in enumerate(sample.conversations):
         text = turn.value if isinstance(turn.value, str) else ""
         tokens = []  # (axis, io, index into its list, start, end)
-        for m in _COORD_TOKEN.finditer(text):
+        for m in COORD_TOKEN.finditer(text):
             axis, io = m.group(1), m.group(2)
-            expected_io = "INPUT" if turn.role == "human" else "OUTPUT"
+            expected_io = io_for_role(turn.role)
             if io != expected_io:
                 bad(f"conversations[{ti}].value", f"<{axis}-{io}> in a {turn.role} turn (use {expected_io})")
             tokens.append((axis, io, counts[(axis, io)], m.start(), m.end()))

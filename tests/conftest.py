@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from m4_pipeline.adapters import ADAPTERS, write_miniature
+from m4_pipeline.adapters import sources, write_miniature
 from m4_pipeline.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +25,9 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def miniatures(tmp_path_factory) -> Path:
-    """Every adapter's miniature source, written once: <root>/<adapter name>/."""
+    """Every source's miniature, written once: <root>/<source name>/."""
     root = tmp_path_factory.mktemp("sources")
-    for name in ADAPTERS:
+    for name in sources():
         write_miniature(name, root / name)
     return root
 

@@ -1,33 +1,21 @@
 import csv
-import importlib
+import dataclasses
 import json
-import pkgutil
 
 import pytest
 
-import m4_pipeline.adapters as adapters_pkg
 from m4_pipeline.adapters import ADAPTERS, get_adapter
 from m4_pipeline.validate import validate_sample
 
 
-def test_every_adapter_module_is_registered():
-    modules = {m.name for m in pkgutil.iter_modules(adapters_pkg.__path__)} - {"base"}
-    registered = {cls.__module__.rsplit(".", 1)[-1] for cls in ADAPTERS.values()}
-    assert modules == registered
-    for name in modules:
-        assert callable(importlib.import_module(f"m4_pipeline.adapters.{name}").write_miniature)
-
-
 def test_unknown_adapter_lists_the_valid_ones():
-    with pytest.raises(
-        KeyError, match="valid adapters: llava_mix, m4_release, nextqa, nlvr2, scanqa, st_release, vidstg"
-    ):
+    with pytest.raises(KeyError, match="valid adapters: .*llava_mix.*nextqa.*nlvr2.*vidstg"):
         get_adapter("coco")
 
 
 def build_all(name, root, **params):
     cls = ADAPTERS[name]
-    adapter = cls(root / name, cls.Params(**params))
+    adapter = cls(root / name, dataclasses.replace(cls.Params(), **params))
     samples = []
     for record in adapter.list_records():
         samples.append(adapter.build(record))
@@ -88,27 +76,6 @@ def test_miniatures_follow_the_published_layouts(miniatures):
         "questions",
     } == set(entry)
     assert list((miniatures / "vidstg" / "vidor" / "annotation" / "training").glob(f"*/{entry['vid']}.json"))
-
-
-RELEASES = {"m4_release", "st_release"}  # their miniatures carry planted defects: see test_release_audit.py
-
-
-@pytest.mark.parametrize("name", sorted(set(ADAPTERS) - RELEASES))
-def test_every_miniature_record_builds_a_valid_sample(miniatures, name):
-    cls = ADAPTERS[name]
-    adapter = cls(miniatures / name)
-    built = 0
-    for record in adapter.list_records():
-        try:
-            sample = adapter.build(record)
-        except Exception as err:  # only the designed-in text-only record may be refused
-            assert name == "llava_mix" and getattr(err, "reason", "") == "filtered"
-            continue
-        built += 1
-        assert validate_sample(sample) == []
-        assert sample.provenance.source_file == record.source_file and sample.key.startswith(f"{name}-")
-        assert all(m.data for m in sample.media)
-    assert built >= 4
 
 
 def test_nlvr2_sample(miniatures):

@@ -172,36 +172,36 @@ def test_compare_rows_and_tolerance_flags():
 def test_demo_stats_exact(demo_build):
     out, manifest = demo_build
     stats = compute_stats(out)
-    assert stats.samples == 48 and stats.unreadable == 0
-    assert stats.by("dataset") == {"NExT-QA": 14, "NLVR2": 12, "ScanQA": 12, "LLaVA-1.5-mix665k": 6, "vidstg": 4}
-    assert stats.by("domain") == {"video": 14, "3D": 12, "multi-image": 12, "single-image": 6, "st-video": 4}
-    assert stats.by("family") == {"m4": 44, "st": 4}
-    assert stats.by("stage") == {"-": 44, "3": 4}
+    assert stats.samples == 50 and stats.unreadable == 0
+    assert stats.by("dataset") == {"NExT-QA": 14, "NLVR2": 12, "ScanQA": 12, "LLaVA-1.5-mix665k": 6, "vidstg": 6}
+    assert stats.by("domain") == {"video": 14, "3D": 12, "multi-image": 12, "single-image": 6, "st-video": 6}
+    assert stats.by("family") == {"m4": 44, "st": 6}
+    assert stats.by("stage") == {"-": 44, "3": 6}
     assert stats.by("task") == {
         "video VQA": 14,
         "multi-image VQA": 12,
         "scene VQA": 12,
         "instruction following (anyres multi-patch)": 6,
-        "spatial-temporal video grounding (STVG)": 4,
+        "spatial-temporal video grounding (STVG)": 6,
     }
-    assert stats.question_types == Counter({"multi-choice": 26, "open-ended": 18, "unspecified (st)": 4})
+    assert stats.question_types == Counter({"multi-choice": 26, "open-ended": 18, "unspecified (st)": 6})
     h = stats.hists
     assert h["images_per_sample"].n == 12 and h["images_per_sample"].counts[1 + 2] == 12  # NLVR2: 2 images
-    assert h["frames_per_video"].counts[1 + 8] == 14 and h["frames_per_video"].counts[1 + 100] == 4
+    assert h["frames_per_video"].counts[1 + 8] == 14 and h["frames_per_video"].counts[1 + 100] == 6
     assert h["views_per_3d_sample"].n == 12 and h["views_per_3d_sample"].counts[1 + 4] == 12
     assert h["patches_per_sample"].n == 6 and h["patches_per_sample"].min >= 2  # base + tiles
-    assert stats.media_kinds["frame"] == 14 * 8 + 4 * 100
+    assert stats.media_kinds["frame"] == 14 * 8 + 6 * 100
     assert stats.media_kinds["view"] == 48 and stats.media_kinds["image"] == 24
-    assert h["turns_per_conversation"].n == 48
+    assert h["turns_per_conversation"].n == 50
     # ST: one span and one tube per sample; every tube box has one time and two x / two y values
     boxes = h["st_boxes_per_tube"].scaled_sum
-    assert h["st_boxes_per_tube"].n == 4 and h["st_span_length"].n == 4
-    assert h["st_temporal_output_locations"].n == 2 * 4 + boxes
+    assert h["st_boxes_per_tube"].n == 6 and h["st_span_length"].n == 6
+    assert h["st_temporal_output_locations"].n == 2 * 6 + boxes
     assert h["st_spatial_width_output_locations"].n == h["st_spatial_height_output_locations"].n == 2 * boxes
     assert 0.0 <= h["st_spatial_width_output_locations"].min and h["st_spatial_width_output_locations"].max <= 1.0
     # the run's own accounting, folded in
     assert stats.run is not None
-    assert stats.run.totals["written"] == 48 == manifest["totals"]["written"]
+    assert stats.run.totals["written"] == 50 == manifest["totals"]["written"]
     assert stats.run.quarantined_by_reason == Counter(filtered=1)
     assert stats.run.duplicates_by_reason == Counter(exact_duplicate=1)
     assert read_run_logs(out).sources["llava_mix"]["quarantined:filtered"] == 1
@@ -234,5 +234,5 @@ def test_demo_compare(demo_build):
     rows = {r.name: r for r in compare(stats, load_targets(), tolerance=0.1, scale=12 / 86_400)}
     assert rows["NLVR2"].status == OK and rows["NLVR2"].produced == 12
     assert rows["NExT-QA"].status == OVER and rows["LLaVA-1.5-mix665k"].status == UNDER
-    assert rows["STVG"].produced == 4
+    assert rows["STVG"].produced == 6
     assert not [r for r in rows.values() if r.status == UNEXPECTED]

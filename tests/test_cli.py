@@ -31,10 +31,10 @@ def test_build_rejects_an_unknown_recipe_key(tmp_path, capsys):
 def test_validate_and_stats_on_built_shards(demo_build, capsys):
     out, _ = demo_build
     assert main(["validate", str(out)]) == 0
-    assert "48 samples" in capsys.readouterr().out
+    assert "50 samples" in capsys.readouterr().out
     assert main(["stats", str(out), "--json", "--tokenizer", "approx"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["samples"] == 48 and stats["per_dataset"]["vidstg"]["media_per_sample"] == 100
+    assert stats["samples"] == 50 and stats["per_dataset"]["vidstg"]["media_per_sample"] == 100
     assert set(stats["media_kinds"]) == {"image", "frame", "view", "patch"}
     assert stats["run"]["totals"]["quarantined"] == 1  # the run's logs are folded in
     assert main(["stats", str(out), "--compare", "--scale", "0.0001"]) == 0

@@ -23,7 +23,7 @@ def test_llava_json_export_reads_like_llava_next(demo_build, tmp_path):
     out, _ = demo_build
     report = export_llava_json(out, tmp_path / "m4")
     records = json.loads((tmp_path / "m4" / "m4_instruct_annotations.json").read_text())
-    assert report["records"] == len(records) == 44 and report["skipped"] == {"family st": 4}
+    assert report["records"] == len(records) == 44 and report["skipped"] == {"family st": 6}
     datasets = {r["metadata"]["dataset"] for r in records}
     assert datasets == {"NLVR2", "NExT-QA", "ScanQA", "LLaVA-1.5-mix665k"}
     for r in records:  # what LLaVA-NeXT's LazySupervisedDataset does with a multi-image record
@@ -40,7 +40,7 @@ def test_st_align_export_reads_like_llava_st(demo_build, tmp_path):
 
     out, _ = demo_build
     report = export_st_align(out, tmp_path / "st")
-    assert report["records"] == 4
+    assert report["records"] == 6
     stage = yaml.safe_load((tmp_path / "st" / "stage3.yaml").read_text())
     (entry,) = stage["datasets"]
     assert entry["sampling_strategy"] == "all" and entry["source"] == "vidstg"

@@ -202,7 +202,7 @@ def test_pad_to_square_uses_the_processor_mean():
 def test_pose_strategies_and_view_selection(miniatures):
     from m4_pipeline.media.render3d import ImageViewSelector, OrbitPoses, ScanNetScene, TrajectoryPoses
 
-    scene = ScanNetScene(miniatures / "scanqa" / "scans" / "scene0000_00", "scene0000_00")
+    scene = ScanNetScene(miniatures / "scanqa", "scans/scene0000_00", "scene0000_00")
     traj = TrajectoryPoses(3).select(scene, "k")
     assert [label for label, _ in traj] == ["0", "6", "11"]  # 12 recorded poses, spread uniformly
     a = OrbitPoses(4).select(scene, "sample-a")

@@ -18,14 +18,14 @@ def test_demo_build_writes_all_five_sources(demo_build):
     out, manifest = demo_build
     t = manifest["totals"]
     assert t["read"] == t["written"] + t["quarantined"] + t["duplicates"]
-    assert (t["read"], t["written"], t["quarantined"], t["duplicates"]) == (50, 48, 1, 1)
+    assert (t["read"], t["written"], t["quarantined"], t["duplicates"]) == (52, 50, 1, 1)
     for name, s in manifest["sources"].items():
         assert s["written"] > 0, name
         assert s["read"] == s["written"] + sum(s["quarantined"].values()) + s["duplicates"]
     assert manifest["sources"]["llava_mix"]["quarantined"] == {"filtered": 1}
     index = json.loads((out / "index.json").read_text())
     assert [s["name"] for s in index["shards"]] == sorted(p.name for p in out.glob("*.tar"))
-    assert sum(s["samples"] for s in index["shards"]) == 48
+    assert sum(s["samples"] for s in index["shards"]) == 50
     assert all(s["samples"] <= 16 for s in index["shards"])  # rotated by count
     assert not (out / "_work").exists() and not list(out.glob("*.tmp"))
 
@@ -33,9 +33,9 @@ def test_demo_build_writes_all_five_sources(demo_build):
 def test_shards_read_back_with_webdataset_and_validate(demo_build):
     out, _ = demo_build
     items = list(wds.WebDataset(sorted(str(p) for p in out.glob("*.tar")), shardshuffle=False))
-    assert len(items) == 48
+    assert len(items) == 50
     keys = [it["__key__"] for it in items]
-    assert keys == sorted(keys) and len(set(keys)) == 48
+    assert keys == sorted(keys) and len(set(keys)) == 50
     by_family = {}
     for it in items:
         rec = json.loads(it["json"])
@@ -53,7 +53,7 @@ def test_shards_read_back_with_webdataset_and_validate(demo_build):
             assert len(rec["image"]) == sum(v.count("<image>") for v in (c["value"] for c in rec["conversations"]))
     assert all(len(r["provenance"]["media"]) == 100 for r in by_family["st"])
     report = validate_shards(out)
-    assert report == {"shards": len(list(out.glob("*.tar"))), "samples": 48, "problems": []}
+    assert report == {"shards": len(list(out.glob("*.tar"))), "samples": 50, "problems": []}
 
 
 def test_output_is_byte_identical_whatever_the_work_split(demo_build, miniatures, demo_recipe, tmp_path):

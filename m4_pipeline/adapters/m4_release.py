@@ -12,8 +12,9 @@ Each record is read exactly as released and validated *before* its media are loa
 release's known defects (roles swapped as in ``twitter_post``, fewer ``<image>`` than images)
 are quarantined as validation failures that name the sample; a missing image is
 ``missing_media``. Video samples get LLaVA-NeXT's 10 uniform frames of their folder.
-Not read yet: the split DreamSim archive (``dreamsim_split.z01`` + ``.zip``; merge it with
-``zip -s 0`` first).
+Every path is confined to the release folder (an absolute or ``..`` image path is
+``unsafe_path``). Not read yet: the split DreamSim archive (``dreamsim_split.z01`` + ``.zip``;
+merge it with ``zip -s 0`` first).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..formats import FormatError, from_record
-from ..media.images import encode_jpeg, normalize_image
-from ..media.video import UniformSampler, frame_media, iter_frames, probe
+from ..formats import from_record
+from ..media.images import encode_jpeg
+from ..media.video import UniformSampler
+from ..readers import ArchiveSet
 from ..sample import Media, Sample
 from ..synthetic import synthetic_image
 from ..validate import check_sample
-from .base import Adapter, MediaError, RawRecord
+from .base import Adapter, RawRecord, SourceError, SourceParams
 
 
 @dataclass
-class Params:
+class Params(SourceParams):
     annotations: str = "m4_instruct_annotations.json"
     video_annotations: str = "m4_instruct_video.json"  # "" to skip the video part
     video_frames: int = 10  # LLaVA-NeXT's rule for LLaVA-Hound frame folders
@@ -45,77 +47,46 @@ class M4Release(Adapter):
     family = "m4"
     Params = Params
     description = "the released M4-Instruct-Data (annotation JSONs, image zips, LLaVA-Hound frames)"
+    reader = "json"
 
-    def list_records(self):
-        p = self.params
-        for rel in filter(None, (p.annotations, p.video_annotations)):
-            for i, obj in enumerate(self.read_json_list(rel)):
-                yield RawRecord(rel, f"index {i}", self._source_id(obj, rel, i), obj)
+    def annotation_files(self) -> list[str]:
+        return [rel for rel in (self.params.annotations, self.params.video_annotations) if rel]
 
-    @staticmethod
-    def _source_id(obj, rel: str, i: int) -> str:
+    def source_id(self, item) -> str:
+        obj, stem = item.data, Path(item.file).stem
+        index = item.locator.split()[-1]
         if not isinstance(obj, dict):
-            return f"{Path(rel).stem}-{i}"
+            return f"{stem}-{index}"
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        sid = obj.get("sample_id", obj.get("id", i))
-        return f"{meta.get('dataset') or Path(rel).stem}-{sid}"
+        sid = obj.get("sample_id", obj.get("id", index))
+        return f"{meta.get('dataset') or stem}-{sid}"
 
     def to_sample(self, record: RawRecord) -> Sample:
-        try:
-            sample = from_record(record.data, "m4", key=self.key_for(record))
-        except FormatError as err:
-            raise MediaError(str(err), reason="invalid_annotation") from err
+        sample = from_record(
+            record.data, "m4", key=self.key_for(record)
+        )  # a malformed record is a FormatError: invalid_annotation
         check_sample(sample)  # the release's own defects, before any media is read
-        if isinstance(sample.record.get("video"), str):
-            sample.media = self._video_frames(sample.record["video"])
+        video = sample.record.get("video")
+        if isinstance(video, str):
+            info = self.video_info(video, folder_fps=self.params.folder_fps)
+            indices = UniformSampler(self.params.video_frames).indices(info)
+            sample.media = self.frames(video, indices, one_slot=True, folder_fps=self.params.folder_fps)
         else:
-            sample.media = [self._image(slot, rel) for slot, rel in enumerate(sample.record.get("image") or [])]
+            images = sample.record.get("image") or []
+            sample.media = [self._image(slot, rel) for slot, rel in enumerate(images)]
         return sample
 
-    def _image(self, slot: int, rel: str) -> Media:
-        data = self._read_image(rel)
-        img = normalize_image(data, rel)
-        return Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops)
+    @classmethod
+    def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
+        _write_release_miniature(Path(root), seed=seed)
 
-    def _video_frames(self, rel: str) -> list[Media]:
-        folder = self.root / rel
-        if not folder.is_dir():
-            raise MediaError(f"missing frame folder: {rel}", reason="missing_media")
-        info = probe(folder, folder_fps=self.params.folder_fps)
-        frames = iter_frames(folder, UniformSampler(self.params.video_frames).indices(info), info)
-        return frame_media(frames, one_slot=True)
-
-    # --- images inside the per-dataset archives ----------------------------------------------
-    def _read_image(self, rel: str) -> bytes:
-        loose = self.root / rel
-        if loose.is_file():
-            return loose.read_bytes()
-        found = self._archive_index().get(rel)
-        if found is None:
-            raise MediaError(f"missing image: {rel} (not in any archive)", reason="missing_media")
-        zip_path, member = found
-        if zip_path not in self._zips:
-            self._zips[zip_path] = zipfile.ZipFile(zip_path)
-        return self._zips[zip_path].read(member)
-
-    def _archive_index(self) -> dict[str, tuple[Path, str]]:
-        """Image path -> (archive, member). A member is indexed under its own name and, for
-        archives with one extra outer folder, under its name without that folder."""
-        if not hasattr(self, "_index"):
-            self._index: dict[str, tuple[Path, str]] = {}
-            self._zips: dict[Path, zipfile.ZipFile] = {}
-            for zip_path in sorted(self.root.glob("*.zip")):
-                try:
-                    names = zipfile.ZipFile(zip_path).namelist()
-                except zipfile.BadZipFile as err:
-                    raise ValueError(f"m4_release: {zip_path.name} is not a readable zip: {err}") from err
-                for name in names:
-                    if name.endswith("/"):
-                        continue
-                    self._index.setdefault(name, (zip_path, name))
-                    if "/" in name:
-                        self._index.setdefault(name.split("/", 1)[1], (zip_path, name))
-        return self._index
+    def _image(self, slot: int, rel) -> Media:
+        if not isinstance(rel, str):
+            raise SourceError(f"image path {rel!r} is not text")
+        if self.src.is_file(rel):  # confined: an absolute or '..' path is refused here
+            return self.image(rel, slot)
+        archives = self.cached(("archives",), lambda: ArchiveSet(self.src, self.src.glob("*.zip")))
+        return self.image_from_bytes(archives.read(rel, "image"), rel, slot)
 
 
 def _m4(sample_id, dataset, images, human, gpt, qtype="open-ended", roles=("human", "gpt")) -> dict:
@@ -129,7 +100,7 @@ def _m4(sample_id, dataset, images, human, gpt, qtype="open-ended", roles=("huma
     }  # fmt: skip
 
 
-def write_miniature(root: Path, *, seed: int = 0) -> None:
+def _write_release_miniature(root: Path, *, seed: int = 0) -> None:
     """A small release with its known defects planted: roles swapped (``twitter_post``), 2
     placeholders for 4 images (MagicBrush-Diff sample 4756), and an image in no archive."""
     root = Path(root)

@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..formats import m4_record
+from ..errors import BuildError
 from ..media.images import encode_jpeg, read_image_file
 from ..media.render3d import POSE_STRATEGIES, ScanNetScene, TrajectoryPoses, ViewRenderer
-from ..sample import Media, Sample, Turn
+from ..sample import Media, Sample
 from ..synthetic import room_mesh, scanner_poses, synthetic_image
-from .base import Adapter, RawRecord, SourceError, require_fields
+from ..templates import render
+from . import fields as F
+from .base import Adapter, RawRecord, SourceError, SourceParams
 
 
 @dataclass
-class Params:
+class Params(SourceParams):
     splits: list[str] = field(default_factory=lambda: ["train"])
     views: int = 4  # views per sample: not published for M4-Instruct
     view_poses: str = "trajectory"  # trajectory (recorded camera poses) | orbit (around the scene)
@@ -43,34 +44,21 @@ class Params:
     scans_dir: str = "scans"
     image_prefix: str = "scannet"
     dataset_name: str = "ScanQA"
-    prompt: str = "{question}\nAnswer the question using a single word or phrase."
+    prompt: str = "{_images}\n{question}\nAnswer the question using a single word or phrase."
     task_instruction: str = ""
 
-
-@lru_cache(maxsize=16)
-def _render(scene_dir: str, scene_id: str, strategy: str, views: int, size: tuple[int, int], key: str) -> tuple:
-    """Rendered views of one scene (questions on a scene share its trajectory views)."""
-    scene = ScanNetScene(Path(scene_dir), scene_id)
-    chosen = POSE_STRATEGIES[strategy](views).select(scene, key)
-    k = scene.intrinsics()
-    src_size = scene.color_size()
-    images = ViewRenderer().render(scene.mesh_path, [pose for _, pose in chosen], k, src_size, size)
-    sx, sy = size[0] / src_size[0], size[1] / src_size[1]
-    k_out = [[k[0, 0] * sx, 0.0, (size[0] - 1) / 2], [0.0, k[1, 1] * sy, (size[1] - 1) / 2], [0.0, 0.0, 1.0]]
-    return tuple((label, pose.tolist(), k_out, encode_jpeg(img)) for (label, pose), img in zip(chosen, images))
+    def __post_init__(self):
+        if self.view_poses not in POSE_STRATEGIES or self.view_source not in ("render", "frames"):
+            raise BuildError(f"scanqa: view_poses {self.view_poses!r} must be one of {sorted(POSE_STRATEGIES)} and "
+                             f"view_source {self.view_source!r} one of render, frames")  # fmt: skip
 
 
-@lru_cache(maxsize=16)
-def _recorded(scene_dir: str, scene_id: str, views: int) -> tuple:
-    """The recorded colour frames at the chosen trajectory poses, as M4-Instruct's 3D images
-    (from ``scannet_frames_25k``) are: real photos, not renders."""
-    scene = ScanNetScene(Path(scene_dir), scene_id)
-    k = scene.intrinsics().tolist()
-    out = []
-    for label, pose in TrajectoryPoses(views).select(scene, ""):
-        img = read_image_file(scene.scene_dir / "color" / f"{label}.jpg", f"{scene_id}/color/{label}.jpg")
-        out.append((label, pose.tolist(), k, img.data, list(img.size)))
-    return tuple(out)
+def scaled_intrinsics(k: np.ndarray, source_size, size) -> list[list[float]]:
+    """Colour intrinsics (for ``source_size``) for an image of ``size``: focal lengths and
+    principal point scale with the image."""
+    sx, sy = size[0] / source_size[0], size[1] / source_size[1]
+    return [[float(k[0, 0]) * sx, 0.0, float(k[0, 2]) * sx], [0.0, float(k[1, 1]) * sy, float(k[1, 2]) * sy],
+            [0.0, 0.0, 1.0]]  # fmt: skip
 
 
 class ScanQA(Adapter):
@@ -78,55 +66,69 @@ class ScanQA(Adapter):
     family = "m4"
     Params = Params
     description = "ScanQA 3D question answering over ScanNet scenes, views rendered with open3d"
+    reader = "json"
 
-    def list_records(self):
+    def annotation_files(self) -> list[str]:
+        return [f"{self.params.qa_dir}/ScanQA_v1.0_{split}.json" for split in self.params.splits]
+
+    def source_id(self, item) -> str:
+        return F.ident(item.data, "question_id", item.locator) if isinstance(item.data, dict) else ""
+
+    def _render(self, scene: ScanNetScene, key: str) -> tuple:
+        """Rendered views of one scene (questions on a scene share its trajectory views)."""
         p = self.params
-        for split in p.splits:
-            rel = f"{p.qa_dir}/ScanQA_v1.0_{split}.json"
-            for i, obj in enumerate(self.read_json_list(rel)):
-                qid = obj.get("question_id") if isinstance(obj, dict) else None
-                yield RawRecord(rel, f"index {i}", str(qid or f"{split}-{i}"), obj)
+        chosen = POSE_STRATEGIES[p.view_poses](p.views).select(scene, key)
+        k, src_size, size = scene.intrinsics(), scene.color_size(), tuple(p.render_size)
+        images = ViewRenderer().render(scene.mesh_path, [pose for _, pose in chosen], k, src_size, size)
+        k_out = [[k[0, 0] * size[0] / src_size[0], 0.0, (size[0] - 1) / 2],
+                 [0.0, k[1, 1] * size[1] / src_size[1], (size[1] - 1) / 2], [0.0, 0.0, 1.0]]  # fmt: skip
+        return tuple((label, pose.tolist(), k_out, encode_jpeg(img), list(size), f"render:{p.view_poses}")
+                     for (label, pose), img in zip(chosen, images))  # fmt: skip
+
+    def _recorded(self, scene: ScanNetScene) -> tuple:
+        """The recorded colour frames at the chosen trajectory poses, as M4-Instruct's 3D images
+        (from ``scannet_frames_25k``) are: real photos, not renders; the intrinsics are scaled
+        to the frame's own size."""
+        k, src_size = scene.intrinsics(), scene.color_size()
+        out = []
+        for label, pose in TrajectoryPoses(self.params.views).select(scene, ""):
+            rel = scene.rel("color", f"{label}.jpg")
+            img = read_image_file(self.src.file(rel, "colour frame"), rel)
+            out.append((label, pose.tolist(), scaled_intrinsics(k, src_size, img.size), img.data, list(img.size),
+                        "frame"))  # fmt: skip
+        return tuple(out)
 
     def to_sample(self, record: RawRecord) -> Sample:
         p = self.params
-        obj = record.data
-        require_fields(obj, ("scene_id", "question", "question_id"), record.locator)
-        if not obj.get("answers"):
-            raise SourceError("invalid_annotation", f"{record.locator}: no answers (a test split?)")
-        scene_dir = self.root / p.scans_dir / obj["scene_id"]
-        if p.view_poses not in POSE_STRATEGIES or p.view_source not in ("render", "frames"):
-            raise SourceError("invalid_annotation", f"view_poses {p.view_poses!r} / view_source {p.view_source!r}")
+        where = record.locator
+        scene_id = F.ident(record.data, "scene_id", where)
+        question = F.text(record.data, "question", where)
+        answers = F.texts(record.data, "answers", where) if record.data.get("answers") else None
+        if not answers:
+            raise SourceError(f"{where}: no answers (a test split?)")
+        scene = ScanNetScene(self.src, f"{p.scans_dir}/{scene_id}", scene_id)
+        if not self.src.is_dir(scene.scene_rel):
+            raise SourceError(f"{where}: missing scene folder {scene.scene_rel}", reason="missing_media")
         if p.view_source == "frames":
-            views = _recorded(str(scene_dir), obj["scene_id"], p.views)
-            ops = "frame"
-        else:
-            self.require_file(f"{p.scans_dir}/{obj['scene_id']}/{obj['scene_id']}_vh_clean_2.ply", "mesh")
-            # trajectory views are the same for every question on a scene; orbit views follow the sample key
+            views = self.cached(("frames", scene_id), lambda: self._recorded(scene))
+        else:  # trajectory views are the same for every question on a scene; orbit views follow the sample key
             seed_key = self.key_for(record) if p.view_poses == "orbit" else ""
-            rendered = _render(str(scene_dir), obj["scene_id"], p.view_poses, p.views, tuple(p.render_size), seed_key)
-            views = tuple((*v, list(p.render_size)) for v in rendered)
-            ops = f"render:{p.view_poses}"
-        media = [
-            Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=size, ops=[f"{ops}:{label}"])
-            for slot, (label, pose, k, data, size) in enumerate(views)
-        ]
-        paths = [f"{p.image_prefix}/{obj['scene_id']}/view_{label}.jpg" for label, *_ in views]
-        return Sample(
-            key="",
-            family="m4",
-            conversations=[
-                Turn("human", "<image>" * len(media) + "\n" + p.prompt.format(question=obj["question"])),
-                Turn("gpt", str(obj["answers"][0])),
-            ],
-            record=m4_record(
-                record.source_id,
-                paths,
-                dataset=p.dataset_name,
-                question_type="open-ended",
-                task_instruction=p.task_instruction,
-            ),
-            media=media,
-        )
+            views = self.cached(("render", scene_id, seed_key), lambda: self._render(scene, seed_key))
+        media = [Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=size, ops=[f"{op}:{label}"])
+                 for slot, (label, pose, k, data, size, op) in enumerate(views)]  # fmt: skip
+        paths = [f"{p.image_prefix}/{scene_id}/view_{label}.jpg" for label, *_ in views]
+        ctx = {"question": question, "_images": "<image>" * len(media)}
+        human = render(p.prompt, ctx, where)
+        return self.m4_sample(record, [("human", human), ("gpt", answers[0])], images=paths, media=media,
+                              task_instruction=p.task_instruction, split=_split_of(record.source_file))  # fmt: skip
+
+    @classmethod
+    def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
+        _write_scannet_miniature(root, seed=seed)
+
+
+def _split_of(rel: str) -> str:
+    return Path(rel).stem.rsplit("_", 1)[-1]
 
 
 QUESTIONS = [
@@ -136,7 +138,7 @@ QUESTIONS = [
 ]
 
 
-def write_miniature(root: Path, *, scenes: int = 2, frames: int = 12, seed: int = 0) -> None:
+def _write_scannet_miniature(root: Path, *, scenes: int = 2, frames: int = 12, seed: int = 0) -> None:
     """A small ScanQA over ScanNet-layout scenes (mesh, poses, intrinsics, colour/depth frames)."""
     import open3d as o3d
 

@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
-from ..formats import FormatError, from_record
-from ..media.images import read_image_file
-from ..media.video import STRangeSampler, frame_media, iter_frames, probe
-from ..sample import Media, Sample
+from ..formats import from_record
+from ..media.video import STRangeSampler
+from ..paths import AnnotationFileError
+from ..readers import get_reader
+from ..sample import Sample
 from ..synthetic import synthetic_image, write_video
 from ..validate import check_sample
-from .base import Adapter, MediaError, RawRecord
+from .base import Adapter, RawRecord, SourceError, SourceParams
 
 
 @dataclass
-class Params:
+class Params(SourceParams):
     stages: list[str] = field(default_factory=lambda: ["stage1.yaml", "stage2.yaml", "stage3.yaml"])
 
 
@@ -42,54 +43,67 @@ class STRelease(Adapter):
     Params = Params
     description = "the released ST-Align-Dataset (stage YAMLs, JSON files, videos and images)"
 
-    def _resolve(self, path: str) -> Path:
-        p = Path(path)
-        if not p.is_absolute():
-            p = self.root / p
-        if p.exists():
-            return p
-        matches = sorted(self.root.rglob(Path(path).name))
+    def _resolve(self, path: str, what: str) -> str:
+        """A YAML path as a path under the release root: used as it is when it is relative and
+        exists there, else looked up by its last component (the YAMLs name the authors' paths)."""
+        if not isinstance(path, str) or not path:
+            raise AnnotationFileError(what, f"expected a path, got {path!r}")
+        if not path.startswith("/") and ".." not in PurePosixPath(path).parts and self.src.exists(path):
+            return path
+        name = PurePosixPath(path).name
+        matches = [m for m in self.src.glob(f"**/{name}")] or [d for d in self._dirs() if PurePosixPath(d).name == name]
         if not matches:
-            raise FileNotFoundError(f"st_release: {path} not found under {self.root}")
-        return matches[0]
+            raise AnnotationFileError(what, f"{path} not found under {self.root} (looked up by its name {name!r})")
+        return sorted(matches, key=lambda m: (m.count("/"), m))[0]
+
+    def _dirs(self) -> list[str]:
+        return self.cached(("dirs",), lambda: [str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                                               if p.is_dir() and not p.is_symlink()])  # fmt: skip
 
     def list_records(self):
         for stage_file in self.params.stages:
-            if not (self.root / stage_file).is_file():
+            if not self.src.is_file(stage_file):
                 continue
-            stage = yaml.safe_load((self.root / stage_file).read_text()) or {}
-            for entry in stage.get("datasets", []):
-                json_path = self._resolve(entry["json_path"])
-                folder = str(self._resolve(entry.get("data_folder", ".")))
-                rel = str(json_path.relative_to(self.root))
-                items = json.loads(json_path.read_text())
-                for i, obj in enumerate(items):
-                    sid = obj.get("id", i) if isinstance(obj, dict) else i
-                    data = {"record": obj, "data_folder": folder, "stage": Path(stage_file).stem}
-                    yield RawRecord(rel, f"index {i}", f"{Path(stage_file).stem}-{json_path.stem}-{sid}", data)
+            try:
+                stage = yaml.safe_load(self.src.annotation(stage_file).read_text()) or {}
+            except yaml.YAMLError as err:
+                raise AnnotationFileError(stage_file, f"not valid YAML: {err}") from None
+            stage_name = Path(stage_file).stem
+            for entry in stage.get("datasets", []) if isinstance(stage, dict) else []:
+                if not isinstance(entry, dict):
+                    raise AnnotationFileError(stage_file, f"a datasets entry must be a mapping, got {entry!r}")
+                rel = self._resolve(entry.get("json_path"), stage_file)
+                folder = self._resolve(entry.get("data_folder", "."), stage_file) if entry.get("data_folder") else "."
+                for item in get_reader("json").read_file(self.src, rel):
+                    obj = item.data
+                    sid = obj.get("id", item.locator.split()[-1]) if isinstance(obj, dict) else item.locator.split()[-1]
+                    data = {"record": obj, "data_folder": folder, "stage": stage_name}
+                    yield RawRecord(rel, item.locator, f"{stage_name}-{Path(rel).stem}-{sid}", data)
 
     def to_sample(self, record: RawRecord) -> Sample:
-        try:
-            sample = from_record(record.data["record"], "st", key=self.key_for(record))
-        except FormatError as err:
-            raise MediaError(str(err), reason="invalid_annotation") from err
+        sample = from_record(
+            record.data["record"], "st", key=self.key_for(record)
+        )  # a malformed record is a FormatError: invalid_annotation
         check_sample(sample)  # the release's own defects, before any media is read
-        folder = Path(record.data["data_folder"])
-        if isinstance(sample.record.get("video"), str):
-            sample.media = self._frames(folder / sample.record["video"], (sample.record.get("meta") or {}).get("split"))
+        folder = record.data["data_folder"]
+        video = sample.record.get("video")
+        if isinstance(video, str):
+            rel = f"{folder}/{video}"
+            info = self.video_info(rel)
+            split = (sample.record.get("meta") or {}).get("split")
+            start, end = split if split else (0, info.num_frames - 1)
+            sample.media = self.frames(rel, STRangeSampler(int(start), int(end)).indices(info), one_slot=True)
         else:
             images = sample.record.get("image")
-            for slot, rel in enumerate(images if isinstance(images, list) else [images]):
-                img = read_image_file(folder / rel, rel)
-                sample.media.append(Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops))
+            for slot, image in enumerate(images if isinstance(images, list) else [images]):
+                if not isinstance(image, str):
+                    raise SourceError(f"image path {image!r} is not text")
+                sample.media.append(self.image(f"{folder}/{image}", slot))
         return sample
 
-    @staticmethod
-    def _frames(path: Path, split) -> list[Media]:
-        info = probe(path)
-        start, end = split if split else (0, info.num_frames - 1)
-        frames = iter_frames(path, STRangeSampler(int(start), int(end)).indices(info), info)
-        return frame_media(frames, one_slot=True)
+    @classmethod
+    def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
+        _write_release_miniature(Path(root), seed=seed)
 
 
 def _variables(**given) -> dict:
@@ -106,7 +120,7 @@ _RELEASED_ORDER = [  # the six location lists, in the released key order
 ]
 
 
-def write_miniature(root: Path, *, seed: int = 0) -> None:
+def _write_release_miniature(root: Path, *, seed: int = 0) -> None:
     """A small release: a stage-3 YAML naming the authors' absolute paths, a TVG file, a REC
     file, and the planted defect: an ST video under a ``shareVideoGPTV`` path."""
     root = Path(root)

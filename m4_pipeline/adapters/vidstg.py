@@ -11,10 +11,18 @@ Layout (github.com/Guaranteer/VidSTG-Dataset over the VidOR release)::
     vidor/annotation/validation/<folder>/<vid>.json   per frame of {tid, bbox: {xmin, ymin, xmax, ymax}})
     vidor/video/<folder>/<vid>.mp4
 
-VidSTG train and val come from VidOR's training part, test from its validation part.
-``temporal_gt.end_fid`` is exclusive (VidOR's convention); ``used_segment`` becomes ``meta.split``.
-Each caption and each question is one sample: 100 frames over the split, the answer's span and
-the target's box tube written with LAPE placeholders, values in ``variables``.
+In the published files many entries share one ``vid`` and one ``used_segment`` (other relations,
+captions and targets), and the entries of one video are not adjacent. A sentence is therefore
+keyed by its entry's position in its file plus its caption / question index; true repeats are
+left to exact dedup. VidSTG train and val come from VidOR's training part, test from its
+validation part.
+
+Frame conventions (VidOR's, as :func:`m4_pipeline.coords.frame_range` names them): both
+``used_segment.end_fid`` and ``temporal_gt.end_fid`` are **exclusive** — the last frame is
+``end_fid - 1`` and an ``end_fid`` equal to ``frame_count`` is valid. ``used_segment`` becomes
+``meta.split``; the ground truth must lie inside it. Each sentence is one sample: 100 frames over
+the split, the answer's span and the target's box tube (boxes at the sampled frames inside the
+span) written with LAPE placeholders, values in ``variables``.
 """
 
 from __future__ import annotations
@@ -22,53 +30,31 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-from ..media.video import STRangeSampler, frame_media, iter_frames, probe
-from ..sample import Media, Sample, Turn
+from ..coords import Box, Ops, Span, Tube, frame_range, norm_box
+from ..media.video import STRangeSampler
+from ..readers import load_json
+from ..sample import Sample
 from ..synthetic import write_video
-from .base import Adapter, RawRecord, SourceError, require_fields
+from . import fields as F
+from .base import Adapter, RawRecord, SourceError, SourceParams
 
 ST_FRAMES = 100
-SPAN = "{<TEMP-OUTPUT><TEMP-OUTPUT>}"
-BOX = "[<WIDTH-OUTPUT><HEIGHT-OUTPUT><WIDTH-OUTPUT><HEIGHT-OUTPUT>]"
-_SUFFIX = (
-    " Please firstly give the timestamps, and then give the spatial bounding box corresponding to each"
-    " timestamp in the time period."
-)
 
 
 @dataclass
-class Params:
+class Params(SourceParams):
     split: str = "train"  # the VidSTG split: train | val | test
     annotation_dir: str = "annotations"
     vidor_dir: str = "vidor"
     video_prefix: str = "vidor/video"  # the record's video path = prefix/<VidOR video_path>
     sentences: list[str] = field(default_factory=lambda: ["captions", "questions"])
-    caption_prompt: str = (
-        "<video>\nAt which time interval in the video can we see {description} occurring? "
-        "Please describe the location of the corresponding subject/object in this video." + _SUFFIX
-    )
-    question_prompt: str = "<video>\n{description}" + _SUFFIX
-    answer: str = "{phrase} {span}. Object bounding box: {tube}"
-    span_phrases: list[str] = field(default_factory=lambda: [
-        "During the span of", "In the time range", "During the period", "Within the time frame of",
-        "In the time period", "During", "Between", "At",
-    ])  # fmt: skip
+    caption_prompt: str = "@st/stvg_caption_prompt"
+    question_prompt: str = "@st/stvg_question_prompt"
+    answer: str = "@st/stvg_answer"
+    span_phrases: str = "@st/tvg_span_phrases"
     max_tube_boxes: int = 0  # 0: one box per sampled frame inside the span
-
-
-def _norm(value: float, lo: int, hi: int) -> float:
-    return round(min(1.0, max(0.0, (value - lo) / (hi - lo))), 3)
-
-
-@lru_cache(maxsize=4)
-def _st_frames(path: str, start: int, end: int) -> tuple[Media, ...]:
-    """ST's 100 frames of one segment, in one slot (captions and questions share a segment)."""
-    info = probe(Path(path))
-    frames = iter_frames(Path(path), STRangeSampler(start, end, ST_FRAMES).indices(info), info)
-    return tuple(frame_media(frames, one_slot=True))
 
 
 class VidSTG(Adapter):
@@ -80,112 +66,93 @@ class VidSTG(Adapter):
     def list_records(self):
         p = self.params
         rel = f"{p.annotation_dir}/{p.split}_annotations.json"
-        for i, entry in enumerate(self.read_json_list(rel)):
+        for item in self._entries(rel):
+            entry, i = item.data, item.locator.split()[-1]
             if not isinstance(entry, dict):
-                yield RawRecord(rel, f"index {i}", f"{p.split}-{i}", None, f"{rel} index {i}: not an object")
+                yield RawRecord(rel, item.locator, f"{p.split}-{i}", None, f"{rel} {item.locator}: not an object")
                 continue
-            seg = entry.get("used_segment") or {}
-            base = f"{entry.get('vid')}-{seg.get('begin_fid')}-{seg.get('end_fid')}"
             for kind in p.sentences:
-                for j, sentence in enumerate(entry.get(kind) or []):
+                sentences = entry.get(kind) or []
+                for j, sentence in enumerate(sentences if isinstance(sentences, list) else [sentences]):
                     data = {"entry": entry, "kind": kind, "sentence": sentence}
-                    yield RawRecord(rel, f"index {i} {kind}[{j}]", f"{base}-{kind[0]}{j}", data)
+                    yield RawRecord(rel, f"{item.locator} {kind}[{j}]", f"{p.split}-{i}-{kind[0]}{j}", data)
 
-    @property
-    def _vidor_split(self) -> str:
-        return "validation" if self.params.split == "test" else "training"
+    def _entries(self, rel: str):
+        from ..readers import get_reader
 
-    def _vidor_annotation(self, vid: str) -> dict:
-        if not hasattr(self, "_vidor_index"):
-            ann_root = self.root / self.params.vidor_dir / "annotation" / self._vidor_split
-            self._vidor_index = {p.stem: p for p in ann_root.glob("*/*.json")}
-            self._vidor_cache: dict[str, dict] = {}
-        if vid not in self._vidor_cache:
-            path = self._vidor_index.get(vid)
-            if path is None:
-                raise SourceError("missing_media", f"no VidOR annotation for video {vid}")
-            self._vidor_cache = {vid: json.loads(path.read_text())}  # entries of one video are adjacent
-        return self._vidor_cache[vid]
+        return get_reader("json").read_file(self.src, rel)
+
+    def _vidor_index(self) -> dict[str, str]:
+        split = "validation" if self.params.split == "test" else "training"
+        pattern = f"{self.params.vidor_dir}/annotation/{split}/*/*.json"
+        return self.cached(("vidor-index",), lambda: {Path(r).stem: r for r in self.src.glob(pattern)})
+
+    def _vidor(self, vid: str) -> dict:
+        rel = self._vidor_index().get(vid)
+        if rel is None:
+            raise SourceError(f"no VidOR annotation for video {vid}", reason="missing_media")
+        return self.cached(("vidor", vid), lambda: load_json(self.src, rel))
 
     def to_sample(self, record: RawRecord) -> Sample:
         p = self.params
         entry, kind, sentence = record.data["entry"], record.data["kind"], record.data["sentence"]
         where = record.locator
-        require_fields(entry, ("vid", "frame_count", "width", "height", "used_segment", "temporal_gt"), where)
-        require_fields(sentence, ("description", "target_id"), where)
-        vidor = self._vidor_annotation(str(entry["vid"]))
-        require_fields(vidor, ("video_path", "trajectories", "width", "height"), f"VidOR {entry['vid']}")
-        width, height = vidor["width"], vidor["height"]
-        if not (width > 0 and height > 0):
-            raise SourceError("invalid_annotation", f"{where}: bad frame size {width}x{height}")
-        last = int(entry["frame_count"]) - 1
-        seg_s = max(0, int(entry["used_segment"]["begin_fid"]))
-        seg_e = min(last, int(entry["used_segment"]["end_fid"]))
-        gt_s = max(seg_s, int(entry["temporal_gt"]["begin_fid"]))
-        gt_e = min(seg_e, int(entry["temporal_gt"]["end_fid"]) - 1)  # exclusive end -> last frame
-        if seg_e <= seg_s or gt_e < gt_s:
+        vid = F.ident(entry, "vid", where)
+        frame_count = F.integer(entry, "frame_count", where, lo=2)
+        description = F.text(sentence, "description", where).strip().rstrip(".?")
+        target = F.need(sentence, "target_id", where)
+        segment = F.mapping(entry, "used_segment", where)
+        gt = F.mapping(entry, "temporal_gt", where)
+        clip = frame_range(F.need(segment, "begin_fid", where), F.need(segment, "end_fid", where),
+                           end_inclusive=False, num_frames=frame_count, what=f"{where}: used_segment")  # fmt: skip
+        span = frame_range(F.need(gt, "begin_fid", where), F.need(gt, "end_fid", where), end_inclusive=False,
+                           num_frames=frame_count, what=f"{where}: temporal_gt")  # fmt: skip
+        if span.start < clip.start or span.end > clip.end:
+            raise SourceError(f"{where}: temporal_gt {span.as_list()} lies outside used_segment {clip.as_list()}")
+        vidor = self._vidor(vid)
+        width, height = F.number(vidor, "width", f"VidOR {vid}", lo=1), F.number(vidor, "height", f"VidOR {vid}", lo=1)
+        trajectories = F.listing(vidor, "trajectories", f"VidOR {vid}")
+        video_rel = f"{p.vidor_dir}/video/{F.text(vidor, 'video_path', f'VidOR {vid}')}"
+        info = self.video_info(video_rel)
+        if info.num_frames < clip.end + 1:
             raise SourceError(
-                "invalid_annotation", f"{where}: empty segment [{seg_s}, {seg_e}] or span [{gt_s}, {gt_e}]"
+                f"{where}: used_segment {clip.as_list()} past the decoded video's {info.num_frames} frames"
             )
-        video_rel = f"{p.vidor_dir}/video/{vidor['video_path']}"
-        frames = _st_frames(str(self.require_file(video_rel, "video")), seg_s, seg_e)
+        indices = STRangeSampler(clip.start, clip.end, ST_FRAMES).indices(info)
+        media = self.frames(video_rel, indices, one_slot=True)
 
-        tid = sentence["target_id"]
-        trajectories = vidor["trajectories"]
-        tube = []  # (time, x1, y1, x2, y2)
-        for idx in (m.frame_index for m in frames):
-            if gt_s <= idx <= gt_e and idx < len(trajectories):
-                box = next((b["bbox"] for b in trajectories[idx] if b.get("tid") == tid), None)
+        ops = Ops()
+        tube: list[tuple[float, Box]] = []
+        for idx in dict.fromkeys(indices):  # repeated sampled frames (short segments) give one box
+            if span.start <= idx <= span.end and idx < len(trajectories):
+                boxes = trajectories[idx] if isinstance(trajectories[idx], list) else []
+                box = next((b.get("bbox") for b in boxes if isinstance(b, dict) and b.get("tid") == target), None)
                 if box is not None:
-                    tube.append(
-                        (
-                            _norm(idx, seg_s, seg_e),
-                            box["xmin"] / width,
-                            box["ymin"] / height,
-                            box["xmax"] / width,
-                            box["ymax"] / height,
-                        )
-                    )
-        tube = list(dict.fromkeys(tube))  # repeated sampled frames (short segments) give one box
+                    xyxy = norm_box(box, width=width, height=height, fmt="xyxy", what=f"{where}: box at frame {idx}",
+                                    ops=ops)  # fmt: skip
+                    tube.append((clip.time(idx), Box(*xyxy)))
         if not tube:
-            raise SourceError("invalid_annotation", f"{where}: target {tid} has no box inside the span")
+            raise SourceError(f"{where}: target {target} has no box inside the span")
         if p.max_tube_boxes and len(tube) > p.max_tube_boxes:
             step = (len(tube) - 1) / (p.max_tube_boxes - 1) if p.max_tube_boxes > 1 else 0
             tube = [tube[round(i * step)] for i in range(p.max_tube_boxes)]
 
-        temporal = [_norm(gt_s, seg_s, seg_e), _norm(gt_e, seg_s, seg_e)]
-        widths, heights = [], []
-        for t, x1, y1, x2, y2 in tube:
-            temporal.append(t)
-            widths += [round(min(1.0, max(0.0, x1)), 3), round(min(1.0, max(0.0, x2)), 3)]
-            heights += [round(min(1.0, max(0.0, y1)), 3), round(min(1.0, max(0.0, y2)), 3)]
-        digest = int(hashlib.sha1(record.source_id.encode()).hexdigest(), 16)
-        phrase = p.span_phrases[digest % len(p.span_phrases)]
-        description = str(sentence["description"]).strip().rstrip(".?")
-        prompt = p.caption_prompt if kind == "captions" else p.question_prompt
-        if kind != "captions":
-            description += "?"
-        answer = p.answer.format(phrase=phrase, span=SPAN, tube=", ".join(f"<TEMP-OUTPUT>:{BOX}" for _ in tube))
-        media = list(frames)
-        return Sample(
-            key="",
-            family="st",
-            conversations=[Turn("human", prompt.format(description=description)), Turn("gpt", answer)],
-            record={
-                "id": record.source_id,
-                "video": f"{p.video_prefix}/{vidor['video_path']}",
-                "meta": {"split": [seg_s, seg_e]},
-                "variables": {
-                    "temporal_input_locations": [],
-                    "temporal_output_locations": temporal,
-                    "spatial_height_input_locations": [],
-                    "spatial_height_output_locations": heights,
-                    "spatial_width_input_locations": [],
-                    "spatial_width_output_locations": widths,
-                },
-            },
-            media=media,
-        )
+        notes: dict[str, str] = {}
+        prompt = self.template(notes, p.caption_prompt if kind == "captions" else p.question_prompt, record, "human")
+        values = {
+            "description": description if kind == "captions" else description + "?",
+            "phrase": self.template(notes, p.span_phrases, record, "phrase"),
+            "_span": Span(clip.time(span.start), clip.time(span.end)),
+            "tube": Tube(tuple(tube)),
+        }
+        answer = self.template(notes, p.answer, record, "gpt")
+        return self.st_sample(record, [("human", prompt, values), ("gpt", answer, values)],
+                              video=f"{p.video_prefix}/{vidor['video_path']}", split=clip, media=media,
+                              templates=notes, ops=ops.items)  # fmt: skip
+
+    @classmethod
+    def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
+        _write_vidstg_miniature(root, seed=seed)
 
 
 def _box_at(i: int, n: int, w: int, h: int) -> dict:
@@ -194,8 +161,10 @@ def _box_at(i: int, n: int, w: int, h: int) -> dict:
     return {"xmin": x, "ymin": h // 3, "xmax": x + 24, "ymax": h // 3 + 24}
 
 
-def write_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
-    """A small VidSTG (train and test) with VidOR annotations and H.264 videos."""
+def _write_vidstg_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
+    """A small VidSTG (train and test) with VidOR annotations and H.264 videos, as the real files
+    are: two entries share one video and one segment (another target), the entries of a video are
+    not adjacent, and one ground truth ends at ``end_fid == frame_count``."""
     root = Path(root)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     w, h, fps = 160, 96, 30
@@ -205,18 +174,16 @@ def write_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
             vid = str(2401075277 + offset + v)
             folder = f"{v:04d}"
             n = 150 if v % 2 == 0 else 80  # the short one has fewer frames than ST's 100
-            write_video(
-                root / "vidor" / "video" / folder / f"{vid}.mp4",
-                seed=seed + offset + v,
-                num_frames=n,
-                fps=fps,
-            )
+            write_video(root / "vidor" / "video" / folder / f"{vid}.mp4", seed=seed + offset + v, num_frames=n,
+                        fps=fps)  # fmt: skip
             objects = [{"tid": 0, "category": "toy"}, {"tid": 1, "category": "adult"}]
             vidor = {
                 "version": "VERSION 1.0", "video_id": vid, "video_hash": hashlib.md5(vid.encode()).hexdigest(),
                 "video_path": f"{folder}/{vid}.mp4", "frame_count": n, "fps": fps, "width": w, "height": h,
                 "subject/objects": objects,
-                "trajectories": [[{"tid": 0, "bbox": _box_at(i, n, w, h), "generated": 0, "tracker": "none"}]
+                "trajectories": [[{"tid": 0, "bbox": _box_at(i, n, w, h), "generated": 0, "tracker": "none"},
+                                  {"tid": 1, "bbox": {"xmin": 4, "ymin": 4, "xmax": 40, "ymax": 60},
+                                   "generated": 1, "tracker": "none"}]
                                  for i in range(n)],
                 "relation_instances": [{"subject_tid": 1, "object_tid": 0, "predicate": "watch",
                                         "begin_fid": n // 4, "end_fid": n // 2}],
@@ -227,7 +194,7 @@ def write_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
             files.append(vid)
             entries.append({
                 "vid": vid, "fps": fps, "frame_count": n,
-                "used_segment": {"begin_fid": 5, "end_fid": n - 1}, "width": w, "height": h,
+                "used_segment": {"begin_fid": 5, "end_fid": n}, "width": w, "height": h,
                 "subject/objects": objects,
                 "used_relation": {"subject_tid": 1, "object_tid": 0, "predicate": "watch",
                                   "begin_fid": n // 4, "end_fid": n // 2},
@@ -235,5 +202,16 @@ def write_miniature(root: Path, *, videos: int = 2, seed: int = 0) -> None:
                 "captions": [{"description": "the toy box moves to the right.", "type": "object", "target_id": 0}],
                 "questions": [{"description": "what moves to the right?", "type": "object", "target_id": 0}][: v + 1],
             })  # fmt: skip
+        # a second entry on the first video and the same segment: another relation and target,
+        # a ground truth ending at the last frame (end_fid == frame_count); not adjacent to the first
+        first = entries[0]
+        entries.append({
+            **first,
+            "used_relation": {"subject_tid": 1, "object_tid": 0, "predicate": "hold",
+                              "begin_fid": 100, "end_fid": first["frame_count"]},
+            "temporal_gt": {"begin_fid": 100, "end_fid": first["frame_count"]},
+            "captions": [{"description": "an adult holds the toy.", "type": "subject", "target_id": 1}],
+            "questions": [{"description": "who holds the toy?", "type": "subject", "target_id": 1}],
+        })  # fmt: skip
         (root / "annotations" / f"{split}_annotations.json").write_text(json.dumps(entries))
         (root / "annotations" / f"{split}_files.json").write_text(json.dumps(files))

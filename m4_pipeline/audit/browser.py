@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ..coords import lape_bin
 from ..formats import to_shard_json
 from ..inspect_shards import iter_samples, shard_paths
 from ..sample import Media, Sample
@@ -178,7 +179,7 @@ def _turn_html(ti: int, value: str, tokens: dict[tuple[int, int], tx.CoordToken]
         if tok is None or tok.value is None:
             out.append(f'<span class="tok missing" title="no value in variables">{raw}</span>')
             continue
-        lape = f"<{tok.axis}-{round(min(1.0, max(0.0, tok.value)) * 99):03d}>"
+        lape = f"<{tok.axis}-{lape_bin(tok.value):03d}>"
         tip = escape(f"{m.group(0)} = {tok.value} ({tok.variable}[{tok.index}]; LAPE {lape})")
         out.append(
             f'<span class="tok {tok.axis.lower()}" title="{tip}"><span class="raw">{raw}</span>'

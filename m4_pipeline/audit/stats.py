@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..coords import ST_VARIABLES
 from ..inspect_shards import iter_samples, shard_paths
 from ..sample import Sample
-from ..validate import ST_VARIABLES
 from . import text as tx
 from .hist import Histogram, int_edges, step_edges
 from .runlog import RunSummary, read_run_logs

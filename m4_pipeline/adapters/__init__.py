@@ -19,6 +19,7 @@ import yaml
 
 from ..errors import BuildError
 from ..resources import source_dirs
+from . import base
 from .base import REGISTRY, Adapter, MediaError, RawRecord, SourceError, SourceParams, get_adapter, sources
 from .declarative import Declarative, DeclarativeParams
 
@@ -30,8 +31,9 @@ def _import_modules() -> None:
         importlib.import_module(info.name)
 
 
-def declare(spec: dict, origin: str) -> type[Declarative]:
-    """A declarative source class from its YAML mapping: its keys become the Params defaults."""
+def declare(spec: dict, origin: str, *, register: bool = True) -> type[Declarative]:
+    """A declarative source class from its YAML mapping: its keys become the Params defaults.
+    ``register=False`` builds the class without adding it to the registry (to try a declaration)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise BuildError(f"{origin}: a source declaration is a mapping with a 'name'")
     spec = dict(spec)
@@ -53,12 +55,25 @@ def declare(spec: dict, origin: str) -> type[Declarative]:
         "abstract": False,
         "__module__": Declarative.__module__,
     }
-    return type(f"Declared_{name}", (Declarative,), attrs)
+    previous = REGISTRY.get(name)
+    cls = type(f"Declared_{name}", (Declarative,), attrs)
+    if not register:
+        REGISTRY.pop(name)
+        if previous is not None:
+            REGISTRY[name] = previous
+    return cls
+
+
+_DECLARED: set[str] = set()
 
 
 def _load_declared() -> None:
+    """Register every declaration not registered yet (also called when a name is not found)."""
     for folder in source_dirs():
         for path in sorted(Path(folder).glob("*.yaml")):
+            if str(path.resolve()) in _DECLARED:
+                continue
+            _DECLARED.add(str(path.resolve()))
             try:
                 spec = yaml.safe_load(path.read_text())
             except yaml.YAMLError as err:
@@ -73,6 +88,7 @@ def write_miniature(name: str, root) -> None:
 
 _import_modules()
 _load_declared()
+base._RESCAN.append(_load_declared)
 
 __all__ = ["ADAPTERS", "REGISTRY", "Adapter", "MediaError", "RawRecord", "SourceError", "SourceParams", "declare",
            "get_adapter", "sources", "write_miniature"]  # fmt: skip

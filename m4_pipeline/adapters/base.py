@@ -317,7 +317,13 @@ def sources() -> list[str]:
     return sorted(name for name, cls in REGISTRY.items() if not cls.abstract)
 
 
+_RESCAN: list = []  # set by the package: re-reads the declaration folders (a source added since import)
+
+
 def get_adapter(name: str) -> type[Adapter]:
+    if name not in REGISTRY:
+        for rescan in _RESCAN:
+            rescan()
     try:
         return REGISTRY[name]
     except KeyError:

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+from ..resources import manifests_dir
+
+MANIFESTS = manifests_dir()
 M4_TARGETS = MANIFESTS / "m4_instruct_targets.yaml"
 ST_TARGETS = MANIFESTS / "st_align_targets.yaml"
 UNMAPPED = "unmapped"

@@ -22,9 +22,11 @@ def test_wheel_ships_recipes_templates_sources_and_manifests(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)  # fmt: skip
-    probe = ("from m4_pipeline.recipe import load_recipe; from m4_pipeline.adapters import sources; "
-             "import m4_pipeline.resources as r; print(r.recipes_dir()); "
-             "print(load_recipe('demo').name, len(sources()))")
+    probe = (
+        "from m4_pipeline.recipe import load_recipe; from m4_pipeline.adapters import sources; "
+        "import m4_pipeline.resources as r; print(r.recipes_dir()); "
+        "print(load_recipe('demo').name, len(sources()))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          capture_output=True, text=True, check=True).stdout.split("\n")  # fmt: skip
     assert out[0] == str(target / "m4_pipeline" / "recipes") and out[1].startswith("demo ")

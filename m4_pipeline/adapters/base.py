@@ -65,9 +65,11 @@ class RawRecord:
     source_id: str  # the record's own id, used for the sample key
     data: Any = None
     error: str | None = None
+    resume: list | None = None  # [part, i]: the part that reads on from this record's item, and its
+    # index among the item's records (None: the listing cannot start here)
 
     def to_json(self) -> str:
-        return json.dumps([self.source_file, self.locator, self.source_id, self.data, self.error])
+        return json.dumps([self.source_file, self.locator, self.source_id, self.data, self.error, self.resume])
 
     @classmethod
     def from_json(cls, text: str) -> RawRecord:
@@ -141,11 +143,20 @@ class Adapter:
         return [p for rel in self.annotation_files() for p in r.parts(self.src, rel)]
 
     def records(self, part: Part) -> Iterator[RawRecord]:
+        """The records of a part, in order; each carries where a listing can resume at it."""
         if part == WHOLE:
             yield from self.list_records()
             return
         for item in self.get_reader().read(self.src, part):
-            yield self.record_of(item)
+            resume = item.resume_part(part)
+            for i, record in enumerate(self.records_from(item)):
+                record.resume = None if resume is None else [resume.to_list(), i]
+                yield record
+
+    def records_from(self, item: Item) -> list[RawRecord]:
+        """The records of one item: one by default; a source whose items hold several samples
+        (VidSTG: one entry, several sentences) returns them all, in a stable order."""
+        return [self.record_of(item)]
 
     def list_records(self) -> Iterator[RawRecord]:
         if not self.reader:

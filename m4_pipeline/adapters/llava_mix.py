@@ -7,20 +7,20 @@ Layout::
 
 ``image`` is relative to the image root; the first human turn holds ``<image>``; some entries
 have no image (text-only) and some ids repeat. Each image becomes one slot of anyres patches: a
-base image plus the tiles of the best-fit grid, each patch recording its grid cell.
+base image plus the tiles of the best-fit grid, each patch recording its grid cell. A sample's key
+is its id plus a short hash of its content (ids repeat in the released file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..media.images import encode_jpeg, read_image_file
 from ..media.patches import DEFAULT_PINPOINTS, AnyresTiler
-from ..readers import Part
 from ..sample import Media, Sample
 from ..synthetic import synthetic_image
 from . import fields as F
@@ -48,16 +48,14 @@ class LLaVAMix(Adapter):
     def annotation_files(self) -> list[str]:
         return [self.params.annotation]
 
-    def records(self, part: Part) -> Iterator[RawRecord]:
-        seen: dict[str, int] = {}
-        for record in super().records(part):
-            seen[record.source_id] = seen.get(record.source_id, 0) + 1
-            if seen[record.source_id] > 1:  # the released mix repeats some ids; keys stay unique and stable
-                record.source_id = f"{record.source_id}-dup{seen[record.source_id] - 1}"
-            yield record
-
     def source_id(self, item) -> str:
-        return F.ident(item.data, "id", item.locator) if isinstance(item.data, dict) and "id" in item.data else ""
+        """The record's id and a short hash of its content: the released mix repeats ids (one COCO
+        image, conversations from several sources), and a key must not depend on what precedes
+        the record in the file (work units read from their own first record)."""
+        if not isinstance(item.data, dict) or "id" not in item.data:
+            return ""
+        digest = hashlib.sha1(json.dumps(item.data, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{F.ident(item.data, 'id', item.locator)}-{digest}"
 
     def to_sample(self, record: RawRecord) -> Sample:
         p = self.params

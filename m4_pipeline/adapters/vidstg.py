@@ -63,24 +63,25 @@ class VidSTG(Adapter):
     Params = Params
     description = "VidSTG spatial-temporal video grounding as ST-Align STVG (100 frames, LAPE tokens)"
 
-    def list_records(self):
-        p = self.params
-        rel = f"{p.annotation_dir}/{p.split}_annotations.json"
-        for item in self._entries(rel):
-            entry, i = item.data, item.locator.split()[-1]
-            if not isinstance(entry, dict):
-                yield RawRecord(rel, item.locator, f"{p.split}-{i}", None, f"{rel} {item.locator}: not an object")
-                continue
-            for kind in p.sentences:
-                sentences = entry.get(kind) or []
-                for j, sentence in enumerate(sentences if isinstance(sentences, list) else [sentences]):
-                    data = {"entry": entry, "kind": kind, "sentence": sentence}
-                    yield RawRecord(rel, f"{item.locator} {kind}[{j}]", f"{p.split}-{i}-{kind[0]}{j}", data)
+    reader = "json"
 
-    def _entries(self, rel: str):
-        from ..readers import get_reader
+    def annotation_files(self) -> list[str]:
+        return [f"{self.params.annotation_dir}/{self.params.split}_annotations.json"]
 
-        return get_reader("json").read_file(self.src, rel)
+    def records_from(self, item) -> list[RawRecord]:
+        """One record per caption and question of an entry, keyed by the entry's position."""
+        i, rel = item.locator.split()[-1], item.file
+        entry = item.data
+        if item.error is not None or not isinstance(entry, dict):
+            error = item.error or f"{rel} {item.locator}: not an object"
+            return [RawRecord(rel, item.locator, f"{self.params.split}-{i}", None, error)]
+        out = []
+        for kind in self.params.sentences:
+            sentences = entry.get(kind) or []
+            for j, sentence in enumerate(sentences if isinstance(sentences, list) else [sentences]):
+                data = {"entry": entry, "kind": kind, "sentence": sentence}
+                out.append(RawRecord(rel, f"{item.locator} {kind}[{j}]", f"{self.params.split}-{i}-{kind[0]}{j}", data))
+        return out
 
     def _vidor_index(self) -> dict[str, str]:
         split = "validation" if self.params.split == "test" else "training"

@@ -6,7 +6,10 @@ row group. Planning lists parts, never items, so it can be split across workers.
 
 An item is ``(file, locator, data, error)``: ``locator`` says where in the file it is ("line
 12", "index 3", "row 7", "key abc", "member a/b.json"); a malformed item has ``error`` set and
-no data, and becomes a quarantined record with that message. A file that cannot be read at all
+no data, and becomes a quarantined record with that message. Where the reader can start in the
+middle of a file (JSON lines, a JSON list, CSV, parquet), an item also carries ``offset`` and
+``number``: ``Part(file, offset, stop, number)`` reads on from that very item, so a work unit
+reads its own records without reading what comes before them. A file that cannot be read at all
 (not found, not valid UTF-8, not the format) raises
 :class:`~m4_pipeline.paths.AnnotationFileError`, which stops the build with one line naming the
 file and the position.
@@ -44,6 +47,12 @@ class Item:
     locator: str
     data: Any = None
     error: str | None = None
+    offset: int | None = None  # where a Part can start to read this item first (None: not resumable)
+    number: int = 0  # its line / row / index number (a Part's ``first``)
+
+    def resume_part(self, part: Part) -> Part | None:
+        """The part that reads on from this item (None when the reader cannot start here)."""
+        return None if self.offset is None else Part(self.file, self.offset, part.stop, self.number)
 
 
 READERS: dict[str, type[Reader]] = {}

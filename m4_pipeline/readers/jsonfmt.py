@@ -39,38 +39,48 @@ def _at(obj: Any, field: str, rel: str) -> Any:
     return obj
 
 
-def iter_json_array(fh, rel: str) -> Iterator[Any]:
-    """The items of a top-level JSON list, parsed one at a time from a binary file."""
+def iter_json_array(fh, rel: str, *, start: int = 0) -> Iterator[tuple[Any, int]]:
+    """``(item, byte offset)`` for the items of a top-level JSON list, parsed one at a time from a
+    binary file. ``start`` > 0 is the byte offset of an item inside the list (from an earlier
+    pass): reading resumes there without reading what precedes it."""
     decoder = json.JSONDecoder()
-    text_decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    buf, pos, eof, consumed = "", 0, False, 0
+    text_decoder = codecs.getincrementaldecoder("utf-8-sig" if start == 0 else "utf-8")()
+    fh.seek(start)
+    buf, pos, eof = "", 0, False
+    byte_at_pos = start  # the byte offset of buf[pos]
 
     def more() -> bool:
-        nonlocal buf, pos, eof, consumed
+        nonlocal buf, pos, eof
         raw = fh.read(CHUNK)
         try:
             buf = buf[pos:] + text_decoder.decode(raw, final=not raw)
         except UnicodeDecodeError as err:
-            raise AnnotationFileError(
-                rel, f"not valid UTF-8 ({err.reason})", f"near byte {consumed + err.start}"
-            ) from None
-        consumed += len(raw)
+            at = byte_at_pos + len(buf[pos:].encode("utf-8")) + err.start
+            raise AnnotationFileError(rel, f"not valid UTF-8 ({err.reason})", f"near byte {at}") from None
         pos, eof = 0, not raw
         return bool(raw)
 
+    def advance(to: int) -> None:
+        nonlocal pos, byte_at_pos
+        segment = buf[pos:to]
+        byte_at_pos += len(segment) if segment.isascii() else len(segment.encode("utf-8"))
+        pos = to
+
     def skip_ws() -> None:
-        nonlocal pos
         while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                pos += 1
+            end = pos
+            while end < len(buf) and buf[end] in " \t\r\n":
+                end += 1
+            advance(end)
             if pos < len(buf) or eof or not more():
                 return
 
     more()
     skip_ws()
-    if pos >= len(buf) or buf[pos] != "[":
-        raise AnnotationFileError(rel, "expected a JSON list ('[' at the start)")
-    pos += 1
+    if start == 0:
+        if pos >= len(buf) or buf[pos] != "[":
+            raise AnnotationFileError(rel, "expected a JSON list ('[' at the start)")
+        advance(pos + 1)
     index = 0
     while True:
         skip_ws()
@@ -85,19 +95,20 @@ def iter_json_array(fh, rel: str) -> Iterator[Any]:
             except json.JSONDecodeError as err:
                 if not eof and more():
                     continue
-                raise AnnotationFileError(rel, f"malformed JSON in item {index}: {err.msg}") from None
+                msg = f"malformed JSON in item {index}: {err.msg}"
+                raise AnnotationFileError(rel, msg, f"at byte {byte_at_pos}") from None
             except RecursionError:
                 raise AnnotationFileError(rel, f"item {index}: JSON nested too deeply") from None
-        yield obj
+        yield obj, byte_at_pos
         index += 1
-        pos = end
+        advance(end)
         skip_ws()
         if pos < len(buf) and buf[pos] == ",":
-            pos += 1
+            advance(pos + 1)
         elif pos < len(buf) and buf[pos] == "]":
             return
         else:
-            raise AnnotationFileError(rel, f"expected ',' or ']' after item {index - 1}")
+            raise AnnotationFileError(rel, f"expected ',' or ']' after item {index - 1}", f"at byte {byte_at_pos}")
 
 
 class JsonList(Reader):
@@ -117,9 +128,10 @@ class JsonList(Reader):
             for i, obj in enumerate(items):
                 yield Item(part.file, f"index {i}", obj)
             return
+        first = part.first if part.start else 0
         with open(src.annotation(part.file), "rb") as fh:
-            for i, obj in enumerate(iter_json_array(fh, part.file)):
-                yield Item(part.file, f"index {i}", obj)
+            for i, (obj, offset) in enumerate(iter_json_array(fh, part.file, start=part.start), start=first):
+                yield Item(part.file, f"index {i}", obj, offset=offset, number=i)
 
 
 class JsonDict(Reader):
@@ -170,6 +182,7 @@ class JsonLines(Reader):
             fh.seek(part.start)
             lineno = part.first
             while part.stop is None or fh.tell() < part.stop:
+                offset = fh.tell()
                 raw = fh.readline()
                 if not raw:
                     break
@@ -179,13 +192,13 @@ class JsonLines(Reader):
                     raw = raw.removeprefix(codecs.BOM_UTF8)
                 if not raw.strip():
                     continue
+                data, error = None, None
                 try:
-                    yield Item(part.file, f"line {here}", json.loads(raw.decode("utf-8")))
+                    data = json.loads(raw.decode("utf-8"))
                 except UnicodeDecodeError as err:
-                    yield Item(
-                        part.file, f"line {here}", None, f"{part.file} line {here}: not valid UTF-8 ({err.reason})"
-                    )
+                    error = f"{part.file} line {here}: not valid UTF-8 ({err.reason})"
                 except json.JSONDecodeError as err:
-                    yield Item(part.file, f"line {here}", None, f"{part.file} line {here}: malformed JSON: {err.msg}")
+                    error = f"{part.file} line {here}: malformed JSON: {err.msg}"
                 except RecursionError:
-                    yield Item(part.file, f"line {here}", None, f"{part.file} line {here}: JSON nested too deeply")
+                    error = f"{part.file} line {here}: JSON nested too deeply"
+                yield Item(part.file, f"line {here}", data, error, offset=offset, number=here)

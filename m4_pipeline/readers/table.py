@@ -11,7 +11,6 @@ with the wrong number of cells is one bad item. Locators are ``row N`` with the 
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 
 from ..paths import AnnotationFileError, SourceRoot
@@ -30,35 +29,56 @@ class Csv(Reader):
         return ["columns", "delimiter"]
 
     def read(self, src: SourceRoot, part: Part) -> Iterator[Item]:
-        text = decode_text(src.annotation(part.file).read_bytes(), part.file)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.options.get("delimiter", self.delimiter))
-        try:
-            header = next(reader, None)
-        except csv.Error as err:
-            raise AnnotationFileError(part.file, f"unreadable header: {err}") from None
-        if not header:
-            raise AnnotationFileError(part.file, "empty file: no header row")
-        missing = [c for c in self.options.get("columns", []) if c not in header]
-        if missing:
-            raise AnnotationFileError(part.file, f"header lacks column(s) {missing}; it has {header}")
-        row_no = 1
-        while True:
+        """Rows from the part's start (the header is always read from the top of the file); each
+        item carries the byte offset where its row starts, so a part can start at any row."""
+        path = src.annotation(part.file)
+        delimiter = self.options.get("delimiter", self.delimiter)
+        with open(path, "rb") as fh:
+            consumed = 0
+
+            def lines():
+                nonlocal consumed
+                for raw in fh:
+                    try:
+                        text = raw.decode("utf-8-sig" if consumed == 0 else "utf-8")
+                    except UnicodeDecodeError as err:
+                        raise AnnotationFileError(part.file, f"not valid UTF-8 ({err.reason})",
+                                                  f"at byte {consumed + err.start}") from None  # fmt: skip
+                    consumed += len(raw)
+                    yield text
+
             try:
-                row = next(reader)
-            except StopIteration:
-                return
+                header = next(csv.reader(lines(), delimiter=delimiter), None)
             except csv.Error as err:
+                raise AnnotationFileError(part.file, f"unreadable header: {err}") from None
+            if not header:
+                raise AnnotationFileError(part.file, "empty file: no header row")
+            missing = [c for c in self.options.get("columns", []) if c not in header]
+            if missing:
+                raise AnnotationFileError(part.file, f"header lacks column(s) {missing}; it has {header}")
+            if part.start:
+                fh.seek(part.start)
+                consumed = part.start
+            row_no = part.first - 1 if part.start else 1
+            reader = csv.reader(lines(), delimiter=delimiter)
+            while True:
+                offset = consumed
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as err:
+                    row_no += 1
+                    yield Item(part.file, f"row {row_no}", None, f"{part.file} row {row_no}: {err}", offset, row_no)
+                    continue
                 row_no += 1
-                yield Item(part.file, f"row {row_no}", None, f"{part.file} row {row_no}: {err}")
-                continue
-            row_no += 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                msg = f"{part.file} row {row_no}: {len(row)} cells, expected {len(header)}"
-                yield Item(part.file, f"row {row_no}", None, msg)
-                continue
-            yield Item(part.file, f"row {row_no}", dict(zip(header, row)))
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    msg = f"{part.file} row {row_no}: {len(row)} cells, expected {len(header)}"
+                    yield Item(part.file, f"row {row_no}", None, msg, offset, row_no)
+                    continue
+                yield Item(part.file, f"row {row_no}", dict(zip(header, row)), None, offset, row_no)
 
 
 class Tsv(Csv):
@@ -89,7 +109,7 @@ class Parquet(Reader):
         for g in range(meta.num_row_groups):
             parts.append(Part(rel, g, g + 1, first))
             first += meta.row_group(g).num_rows
-        return parts or [Part(rel, 0, 0, 0)]
+        return parts or [Part(rel, 0, 0, 0)]  # parquet rows count from 0: ``first`` is a row number
 
     def read(self, src: SourceRoot, part: Part) -> Iterator[Item]:
         pf = self._open(src, part.file)
@@ -98,14 +118,15 @@ class Parquet(Reader):
         if missing:
             raise AnnotationFileError(part.file, f"lacks column(s) {missing}; it has {pf.schema_arrow.names}")
         stop = pf.metadata.num_row_groups if part.stop is None else part.stop
-        row = part.first
+        row = sum(pf.metadata.row_group(g).num_rows for g in range(part.start))
         for g in range(part.start, stop):
             try:
                 table = pf.read_row_group(g, columns=columns)
             except Exception as err:
                 raise AnnotationFileError(part.file, f"cannot read row group {g}: {err}") from None
             for obj in table.to_pylist():
-                yield Item(part.file, f"row {row}", obj)
+                if row >= part.first:  # a part may start inside a row group
+                    yield Item(part.file, f"row {row}", obj, offset=g, number=row)
                 row += 1
 
 

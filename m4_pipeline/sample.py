@@ -102,6 +102,6 @@ def make_key(source: str, source_id: str) -> str:
     when the id had to be changed to fit, a short hash of the original keeps keys unique.
     """
     safe = _KEY_SAFE.sub("_", source_id).strip("_") or "x"
-    if safe != source_id:
-        safe = f"{safe}_{hashlib.sha1(source_id.encode()).hexdigest()[:8]}"
+    if safe != source_id:  # surrogatepass: even an id holding a lone surrogate gets a key
+        safe = f"{safe}_{hashlib.sha1(source_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
     return f"{_KEY_SAFE.sub('_', source)}-{safe}"

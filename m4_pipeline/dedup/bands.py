@@ -163,15 +163,43 @@ def near_pairs(hashes: np.ndarray, threshold: int, *, plan: BandPlan | None = No
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
-def cross_pairs(queries: np.ndarray, index: np.ndarray, threshold: int) -> np.ndarray:
-    """Pairs ``(query i, index j, distance)`` within ``threshold`` between two hash sets."""
-    queries = np.asarray(queries, np.uint64)
-    both = np.concatenate([queries, np.asarray(index, np.uint64)])
-    pairs = near_pairs(both, threshold)
-    n = len(queries)
-    cross = pairs[(pairs[:, 0] < n) & (pairs[:, 1] >= n)]
-    cross[:, 1] -= n
-    return cross
+def cross_pairs(queries: np.ndarray, index: np.ndarray, threshold: int, *, plan: BandPlan | None = None) -> np.ndarray:
+    """Pairs ``(query i, index j, distance)`` within ``threshold`` between two hash sets.
+
+    The index (benchmark items) is sorted once per band and each query only probes it
+    (``searchsorted``): queries are never compared with each other, so the cost grows with the
+    number of queries times the (small) index runs they hit, not with the queries squared."""
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    index = np.ascontiguousarray(index, dtype=np.uint64)
+    if not len(queries) or not len(index):
+        return np.zeros((0, 3), np.int64)
+    plan = plan or BandPlan.for_items(threshold, len(index))
+    masks = [np.uint64(m) for m in plan.masks]
+    found = []
+    for band, mask in enumerate(masks):
+        keys = index & mask
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        qkeys = queries & mask
+        lo = np.searchsorted(sorted_keys, qkeys, side="left")
+        hi = np.searchsorted(sorted_keys, qkeys, side="right")
+        counts = hi - lo
+        hit = np.flatnonzero(counts)
+        if not len(hit):
+            continue
+        q = np.repeat(hit, counts[hit])  # every (query, index item in its run) pair
+        offsets = np.arange(len(q)) - np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
+        j = order[lo[q] + offsets]
+        x = queries[q] ^ index[j]
+        dist = popcount64(x)
+        first = dist <= threshold
+        for earlier in masks[:band]:  # report a pair in the first band it shares only
+            first &= (x & earlier) != 0
+        found.append(np.stack([q[first], j[first], dist[first]], axis=1))
+    if not found:
+        return np.zeros((0, 3), np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 def brute_force_pairs(hashes: np.ndarray, threshold: int, *, chunk: int = 2048) -> np.ndarray:

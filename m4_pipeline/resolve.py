@@ -33,8 +33,9 @@ def resolve_key_group(rows: list[dict]) -> list[dict]:
         if row["fingerprint"] == kept["fingerprint"]:
             row.update(status="duplicate", reason="exact_duplicate", duplicate_of=kept["key"])
         else:
+            where = f"{kept['source']} {kept.get('locator', '')}".strip()
             row.update(status="quarantined", reason="duplicate_key", duplicate_of="",
-                       detail=f"key {kept['key']} already used by {kept['source']} {kept.get('locator', '')}")  # fmt: skip
+                       detail=f"key {kept['key']} already used by {where}")  # fmt: skip
     return rows
 
 
@@ -70,7 +71,10 @@ class ShardPlanner:
             raise ValueError(f"rows must come sorted by key: {row['key']!r} after {self._last_key!r}")
         self._last_key = row["key"]
         cur = self.current
-        if cur is None or len(cur.entries) >= self.max_samples or (cur.entries and cur.nbytes + row["nbytes"] > self.max_bytes):
+        full = cur is not None and (
+            len(cur.entries) >= self.max_samples or (cur.entries and cur.nbytes + row["nbytes"] > self.max_bytes)
+        )
+        if cur is None or full:
             if cur is not None:
                 yield cur
             self.current = cur = PlannedShard(self.count, f"{self.prefix}-{self.count:06d}.tar")

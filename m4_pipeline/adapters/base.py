@@ -95,6 +95,7 @@ class Adapter:
     reader_options: ClassVar[dict] = {}
     cache_size: ClassVar[int] = 8
     abstract: ClassVar[bool] = False  # a factory of sources (``declarative``), not a source itself
+    part_bytes: int = 64 << 20  # about how much of a large annotation file one listing part covers
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -140,7 +141,7 @@ class Adapter:
         if not self.reader:
             return [WHOLE]
         r = self.get_reader()
-        return [p for rel in self.annotation_files() for p in r.parts(self.src, rel)]
+        return [p for rel in self.annotation_files() for p in r.parts(self.src, rel, target_bytes=self.part_bytes)]
 
     def records(self, part: Part) -> Iterator[RawRecord]:
         """The records of a part, in order; each carries where a listing can resume at it."""

@@ -11,9 +11,10 @@ from .archive import ArchiveSet, iter_tar_members
 from .base import READERS, AnnotationFileError, Item, Part, Reader, get_reader
 from .jsonfmt import iter_json_array, load_json
 from .safe_pickle import UnsafePickleError, load_data, loads_data
+from .table import ParquetBlobs, is_blob
 from .xmlfmt import as_list
 
 __all__ = [
-    "READERS", "AnnotationFileError", "ArchiveSet", "Item", "Part", "Reader", "UnsafePickleError", "as_list",
-    "get_reader", "iter_json_array", "iter_tar_members", "load_data", "load_json", "loads_data",
+    "READERS", "AnnotationFileError", "ArchiveSet", "Item", "ParquetBlobs", "Part", "Reader", "UnsafePickleError",
+    "as_list", "get_reader", "is_blob", "iter_json_array", "iter_tar_members", "load_data", "load_json", "loads_data",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from m4_pipeline.adapters import declare
+from m4_pipeline.adapters import declare, get_adapter
 from m4_pipeline.errors import MediaError, SourceError
 from m4_pipeline.paths import SourceRoot
 from m4_pipeline.readers import ParquetBlobs, get_reader, is_blob
@@ -92,3 +92,9 @@ def test_declarative_reads_embedded_images_and_names_them(tmp_path):
 
         REGISTRY.pop("kit_embedded_demo", None)
         REGISTRY.pop("kit_embedded_nameless", None)
+
+
+def test_declared_parquet_sources_keep_records_small(miniatures):
+    adapter = get_adapter("raven")(miniatures / "raven")
+    for record in adapter.list_records():
+        assert len(record.to_json()) < 8000  # 16 images per row travel as references

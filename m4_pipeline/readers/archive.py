@@ -17,7 +17,8 @@ import fnmatch
 import json
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import MediaError
@@ -104,18 +105,25 @@ class ArchiveSet:
         return sorted(n for n, (_, member) in self.index().items() if n == member and fnmatch.fnmatch(n, pattern))
 
 
-def iter_tar_members(src: SourceRoot, rel: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every regular file of a tar / tar.gz, streamed in archive order."""
+def iter_tar_members(
+    src: SourceRoot, rel: str, *, read: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, bytes | None]]:
+    """(name, bytes) of every regular file of a tar / tar.gz, streamed in archive order; with
+    ``read``, only members it accepts are read (the others come as ``(name, None)``, their data
+    skipped in the stream), so listing a tar.gz costs one pass without holding its members."""
     try:
         with tarfile.open(src.annotation(rel), "r|*") as tf:
             for info in tf:
                 if not info.isfile():
                     continue
+                if read is not None and not read(info.name):
+                    yield info.name, None
+                    continue
                 if info.size > MAX_MEMBER_BYTES:
                     raise AnnotationFileError(rel, f"member {info.name}: {info.size} bytes exceeds the member limit")
                 fh = tf.extractfile(info)
                 yield info.name, fh.read() if fh else b""
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise AnnotationFileError(rel, f"unreadable tar archive: {err}") from None
 
 

@@ -127,6 +127,44 @@ def iter_tar_members(
         raise AnnotationFileError(rel, f"unreadable tar archive: {err}") from None
 
 
+def normalize_member(name: str) -> str:
+    """A tar member name without a leading ``./`` (``tar -C dir .`` archives carry one)."""
+    return name[2:] if name.startswith("./") else name
+
+
+class TarStream:
+    """Members of one tar / tar.gz, fetched by a forward cursor that is kept between calls.
+
+    A tar.gz cannot be read at random. Callers that ask for members in archive order (records
+    listed in that order, as work units keep them) cost one pass over the archive; asking for a
+    member behind the cursor restarts the stream from the start (correct, only slower)."""
+
+    def __init__(self, src: SourceRoot, rel: str):
+        self.src, self.rel = src, rel
+        self._cursor: Iterator[tuple[str, bytes | None]] | None = None
+        self._wanted: set[str] = set()
+        self.restarts = 0  # passes begun after the first
+
+    def fetch(self, names: list[str]) -> dict[str, bytes]:
+        """The bytes of ``names`` (normalized member names); a name not in the archive raises
+        ``MediaError`` (``missing_media``)."""
+        wanted, got = set(names), {}
+        for attempt in range(2):
+            if self._cursor is None or attempt:
+                self.restarts += attempt
+                self._cursor = iter_tar_members(self.src, self.rel, read=lambda n: normalize_member(n) in self._wanted)
+            self._wanted = wanted - set(got)
+            for name, data in self._cursor:
+                key = normalize_member(name)
+                if data is not None and key in wanted:
+                    got[key] = data
+                    if len(got) == len(wanted):
+                        return got
+            self._cursor = None  # reached the end: what is missing lay behind the cursor
+        missing = sorted(wanted - set(got))
+        raise MediaError(f"{self.rel}: member(s) {missing[:2]} not found", reason="missing_media")
+
+
 class _MemberReader(Reader):
     @classmethod
     def option_names(cls):

@@ -15,7 +15,7 @@ LLaVA-Hound's own ``decode2frame`` uses 2 fps], so timestamps are ``index / fold
 A tar.gz has no random access: with ``frames_from: archives`` the listing streams each chunk's
 headers once (member data skipped) to find every video's frames; records are listed in archive
 order, and the adapter keeps one forward cursor per chunk, so a work unit costs one partial pass
-over its chunk. Extracted folders (the default) are read at random.
+over its chunk (``readers.TarStream``). Extracted folders (the default) are read at random.
 
 Which lines are QA and which captions: the file is 240K QA lines then 15K caption lines [V: its
 name; V3: a third party takes ``head -n 240000`` as QA]. ``split_rule: lines`` puts the boundary
@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import BuildError, MediaError
 from ..media.images import normalize_image
 from ..media.video import FRAME_EXTENSIONS, UniformSampler, VideoInfo
-from ..readers import get_reader, iter_tar_members
+from ..readers import TarStream, get_reader, iter_tar_members, normalize_member
 from ..sample import Media, Provenance, Sample, Turn
 from ..synthetic import synthetic_image
 from ..templates import lookup
@@ -137,7 +137,7 @@ class LLaVAHound(Adapter):
         folders: dict[str, tuple[int, str, list[str]]] = {}  # folder -> (order, chunk, member names)
         for rel in chunks:
             for name, _ in iter_tar_members(self.src, rel, read=lambda n: False):
-                folder = str(PurePosixPath(name.removeprefix("./")).parent)
+                folder = str(PurePosixPath(normalize_member(name)).parent)
                 if PurePosixPath(name).suffix.lower() in FRAME_EXTENSIONS:
                     folders.setdefault(folder, (len(folders), rel, []))[2].append(name)
         out = []
@@ -207,34 +207,15 @@ class LLaVAHound(Adapter):
         return self.cached(("frames", video), lambda: self._read_members(chunk, members))
 
     def _read_members(self, chunk: str, members: list[tuple[int, str]]) -> tuple[Media, ...]:
-        """The members from the chunk's forward cursor (restarted when they lie behind it)."""
-        wanted = {name for _, name in members}
-        got: dict[str, bytes] = {}
-        for attempt in range(2):
-            cursor = self._cursors.get(chunk) if attempt == 0 else None
-            if cursor is None:
-                cursor = iter_tar_members(self.src, chunk, read=lambda n: n in self._wanted)
-                self._cursors[chunk] = cursor
-            self._wanted = wanted
-            for name, data in cursor:
-                if data is not None and name in wanted:
-                    got[name] = data
-                    if len(got) == len(wanted):
-                        break
-            if len(got) == len(wanted):
-                break
-            self._cursors.pop(chunk, None)  # reached the end: the members lay behind the cursor
-        missing = wanted - set(got)
-        if missing:
-            raise MediaError(f"{chunk}: member(s) {sorted(missing)[:2]} not found", reason="missing_media")
-        return tuple(self._frame(i, got[name], f"{chunk}:{name}") for i, name in members)
+        stream = self._streams.setdefault(chunk, TarStream(self.src, chunk))
+        got = stream.fetch([normalize_member(name) for _, name in members])
+        return tuple(self._frame(i, got[normalize_member(name)], f"{chunk}:{name}") for i, name in members)
 
     @property
-    def _cursors(self) -> dict:
-        if not hasattr(self, "_cursor_map"):
-            self._cursor_map: dict = {}
-            self._wanted: set = set()
-        return self._cursor_map
+    def _streams(self) -> dict[str, TarStream]:
+        if not hasattr(self, "_stream_map"):
+            self._stream_map: dict[str, TarStream] = {}
+        return self._stream_map
 
     @classmethod
     def write_miniature(cls, root: Path, *, seed: int = 0) -> None:

@@ -174,7 +174,7 @@ class Demon(Adapter):
         turns = place(turns, self.key_for(record), p.front_fraction, ops)
         out = self.m4_sample(record, turns, images=[f"{prefix}/{paths[j]}" for j in order], media=media,
                              question_type=qtype, choice_list=choices, task_instruction=instructions[k],
-                             dataset=subset.dataset, split="train", ops=ops)  # fmt: skip
+                             dataset=p.dataset_name or subset.dataset, split="train", ops=ops)  # fmt: skip
         out.record["sample_id"] = sample.get("sample_id", out.record["sample_id"])  # DEMON's own id, as M4 keeps
         return out
 

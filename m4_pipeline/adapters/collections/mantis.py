@@ -154,8 +154,8 @@ class Mantis(Adapter):
         if qtype == "by_answer":
             qtype = "multi-choice" if _LETTER_ANSWER.match(turns[-1][1]) else "open-ended"
         turns = place(turns, self.key_for(record), p.front_fraction, ops)
-        out = self.m4_sample(record, turns, images=paths, media=media, question_type=qtype, dataset=spec.dataset,
-                             split="train", ops=ops)  # fmt: skip
+        out = self.m4_sample(record, turns, images=paths, media=media, question_type=qtype,
+                             dataset=p.dataset_name or spec.dataset, split="train", ops=ops)  # fmt: skip
         out.record["sample_id"] = sid
         return out
 

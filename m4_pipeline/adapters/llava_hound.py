@@ -227,7 +227,9 @@ class LLaVAHound(Adapter):
 VIDEOS = {"v_ZaQ3tL0aQ8w": 23, "ssv2_1021": 14, "webvid_7731240": 31, "v_k0Lp2mQ9xYc": 9}  # frames per folder
 QUESTIONS = [("What is the person holding?", "A red ball."), ("Where does the scene take place?", "In a kitchen."),
              ("What happens at the end?", "The ball rolls away."), ("How many people appear?", "Two people."),
-             ("What colour is the cup?", "The cup is blue."), ("Is it day or night?", "It is daytime.")]  # fmt: skip
+             ("What colour is the cup?", "The cup is blue."), ("Is it day or night?", "It is daytime."),
+             ("What is on the table?", "A bowl and a cup."),
+             ("Does the camera move?", "It pans to the left.")]  # fmt: skip
 
 
 def _write_miniature(root: Path, *, seed: int = 0) -> None:
@@ -238,8 +240,8 @@ def _write_miniature(root: Path, *, seed: int = 0) -> None:
     vids = list(VIDEOS)
     lines = []
     for i in range(32):
-        vid = "v_missing00" if i == 9 else vids[(i * 3) % len(vids)]
-        q, a = QUESTIONS[i % len(QUESTIONS)]
+        vid = "v_missing00" if i == 9 else vids[i % len(vids)]  # lines of one video are not adjacent
+        q, a = QUESTIONS[i // len(vids)]
         human = f"<video>\n{q}" if i != 4 else q  # one line without the token
         lines.append({"id": f"{vid}_{i}", "video": vid, "conversations": [
             {"from": "human", "value": human}, {"from": "gpt", "value": a}]})  # fmt: skip

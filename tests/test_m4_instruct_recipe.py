@@ -40,6 +40,7 @@ def test_the_recipe_names_every_dataset_once_with_its_published_count():
         if row.count is not None:
             assert src.sampling.mode == "random" and src.sampling.n == row.count, src.name
     assert set(named) == set(targets) - NOT_RELEASED
+    assert all(" | build: " in t.source for t in targets.values())  # the comparison says where each comes from
 
 
 @pytest.mark.slow

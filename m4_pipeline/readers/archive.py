@@ -1,7 +1,8 @@
 """Files inside zip and tar archives, read in place (nothing is extracted).
 
 :class:`ArchiveSet` indexes the members of one or more archives of a source — zips, the
-``_partN`` zips a side file lists (Mantis-Instruct's ``{split}_images_zips.txt``), plain tars —
+``_partN`` zips a side file lists (Mantis-Instruct's ``{split}_images_zips.txt``), split zips
+(``name.z01`` ... ``name.zip``, :mod:`.splitzip`), plain tars —
 and reads a member by name. A member is also found under its name without the archive's one
 extra outer folder (the M4-Instruct zips sometimes carry one). Member names are lookup keys
 only; they are never joined to a path on disk. ``tar.gz`` archives cannot be read at random: they
@@ -24,6 +25,7 @@ from pathlib import Path
 from ..errors import MediaError
 from ..paths import AnnotationFileError, SourceRoot
 from .base import Item, Part, Reader, decode_text
+from .splitzip import SplitZip, split_segments
 
 MAX_MEMBER_BYTES = 1 << 30  # a member larger than this is refused (a zip bomb, or not an image)
 
@@ -49,6 +51,10 @@ class ArchiveSet:
     def _handle(self, rel: str):
         if rel not in self._open:
             path = self.src.annotation(rel)
+            segments = split_segments(self.src, rel)
+            if segments:  # name.z01 ... name.zip: a spanned archive (M4-Instruct's DreamSim)
+                self._open[rel] = SplitZip(self.src, segments)
+                return self._open[rel]
             try:
                 if zipfile.is_zipfile(path):
                     self._open[rel] = zipfile.ZipFile(path)
@@ -64,11 +70,12 @@ class ArchiveSet:
             self._index = {}
             for rel in self.archives:
                 handle = self._handle(rel)
-                names = (
-                    [i.filename for i in handle.infolist() if not i.is_dir()]
-                    if isinstance(handle, zipfile.ZipFile)
-                    else [m.name for m in handle.getmembers() if m.isfile()]
-                )
+                if isinstance(handle, SplitZip):
+                    names = handle.namelist()
+                elif isinstance(handle, zipfile.ZipFile):
+                    names = [i.filename for i in handle.infolist() if not i.is_dir()]
+                else:
+                    names = [m.name for m in handle.getmembers() if m.isfile()]
                 for name in names:
                     self._index.setdefault(name, (rel, name))
                     if self.strip_outer and "/" in name:
@@ -85,6 +92,11 @@ class ArchiveSet:
                              reason="missing_media")  # fmt: skip
         rel, member = found
         handle = self._handle(rel)
+        if isinstance(handle, SplitZip):
+            try:
+                return handle.read(member, MAX_MEMBER_BYTES)
+            except (OSError, ValueError, zlib.error) as err:
+                raise MediaError(f"{what} {name} in {rel}: unreadable: {err}") from None
         if isinstance(handle, zipfile.ZipFile):
             info = handle.getinfo(member)
             if info.file_size > MAX_MEMBER_BYTES:

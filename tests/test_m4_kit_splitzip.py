@@ -48,11 +48,12 @@ def test_infozip_split_archives_read_and_ours_merge(tmp_path):
         (folder / name).write_bytes(data)
     real = tmp_path / "real"
     real.mkdir()
-    subprocess.run(["zip", "-q", "-r", "-s", "64k", str(real / "dreamsim_split.zip"), "dreamsim"], cwd=folder,
-                   check=True)  # fmt: skip
-    src = SourceRoot(real)
-    archive = SplitZip(src, split_segments(src, "dreamsim_split.zip"))
-    assert {n: archive.read(n, 1 << 30) for n in archive.namelist()} == MEMBERS
+    for stem, force64 in (("dreamsim_split", []), ("zip64_split", ["-fz"])):  # -fz: zip64 records
+        subprocess.run(["zip", "-q", "-r", "-s", "64k", *force64, str(real / f"{stem}.zip"), "dreamsim"], cwd=folder,
+                       check=True)  # fmt: skip
+        src = SourceRoot(real)
+        archive = SplitZip(src, split_segments(src, f"{stem}.zip"))
+        assert {n: archive.read(n, 1 << 30) for n in archive.namelist()} == MEMBERS, stem
     ours = tmp_path / "ours"
     ours.mkdir()
     write_split_zip(ours, "dreamsim_split", MEMBERS, segment_size=65536)

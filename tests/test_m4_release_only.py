@@ -58,3 +58,12 @@ def test_swapped_labels_are_swapped_back(miniatures):
 def test_role_repair_is_checked():
     with pytest.raises(RecipeError):
         build_params(get_adapter("m4_release").Params, {"role_repair": "fix"}, "recipe")
+
+
+def test_dreamsim_is_read_from_the_split_archive_in_place(miniatures):
+    root = miniatures / "m4_release"
+    assert (root / "dreamsim_split.z01").is_file() and (root / "dreamsim_split.zip").is_file()
+    adapter = _release(miniatures, datasets=["DreamSim"])
+    (record,) = list(adapter.list_records())
+    sample = adapter.build(record)
+    assert len(sample.media) == 3 and all(m.data[:2] == b"\xff\xd8" for m in sample.media)

@@ -13,8 +13,8 @@ release's known defects (roles swapped as in ``twitter_post``, fewer ``<image>``
 are quarantined as validation failures that name the sample; a missing image is
 ``missing_media``. Video samples get LLaVA-NeXT's 10 uniform frames of their folder.
 Every path is confined to the release folder (an absolute or ``..`` image path is
-``unsafe_path``). Not read yet: the split DreamSim archive (``dreamsim_split.z01`` + ``.zip``;
-merge it with ``zip -s 0`` first).
+``unsafe_path``). The split DreamSim archive (``dreamsim_split.z01`` + ``dreamsim_split.zip``) is
+read in place like the other zips (``readers.splitzip``), no ``zip -s 0`` merge needed.
 
 ``datasets`` keeps only the records whose ``metadata.dataset`` it names (the sets a recipe takes
 from the release because their text or media are not public): the others are not listed, so a
@@ -41,6 +41,7 @@ from ..formats import from_record
 from ..media.images import encode_jpeg
 from ..media.video import UniformSampler
 from ..readers import ArchiveSet, Part
+from ..readers.splitzip import write_split_zip
 from ..sample import Media, Provenance, Sample
 from ..synthetic import synthetic_image
 from ..validate import check_sample
@@ -164,7 +165,8 @@ def _m4(sample_id, dataset, images, human, gpt, qtype="open-ended", roles=("huma
 def _write_release_miniature(root: Path, *, seed: int = 0) -> None:
     """A small release with its known defects planted: roles swapped (``twitter_post``), 2
     placeholders for 4 images (MagicBrush-Diff sample 4756), and an image in no archive; and the
-    sets only the release has (HQ-Edit-Diff, a multi-turn interleaved MMChat dialogue)."""
+    sets only the release has (HQ-Edit-Diff, a multi-turn interleaved MMChat dialogue), and DreamSim
+    in a split archive (``dreamsim_split.z01`` + ``.zip``) as the release ships it."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     archives = {
@@ -200,6 +202,11 @@ def _write_release_miniature(root: Path, *, seed: int = 0) -> None:
     mmchat = annotations[-2]
     mmchat["conversations"] += [{"from": "human", "value": "Very fast. Here it is at the lake: <image>"},
                                 {"from": "gpt", "value": "What a nice view of the lake."}]  # fmt: skip
+    dreamsim = [f"dreamsim/nights/{i:03d}_{k}.png" for i in range(1) for k in ("ref", "0", "1")]
+    write_split_zip(root, "dreamsim_split", {name: encode_jpeg(synthetic_image(seed + 700 + j, (96, 64)))
+                                             for j, name in enumerate(dreamsim)}, segment_size=4096)  # fmt: skip
+    annotations.append(_m4(31, "DreamSim", dreamsim, "<image><image><image>\nWhich image is more similar to the first?",
+                           "The second image.", "open-ended"))  # fmt: skip
     (root / "m4_instruct_annotations.json").write_text(json.dumps(annotations))
     videos = []
     for v in range(2):

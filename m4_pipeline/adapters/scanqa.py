@@ -73,7 +73,7 @@ class ScanQA(Adapter):
     name = "scanqa"
     family = "m4"
     Params = Params
-    description = "ScanQA 3D question answering over ScanNet scenes, views rendered with open3d"
+    description = "ScanQA 3D QA over ScanNet scenes: views rendered (open3d) or recorded (scannet_frames_25k)"
     reader = "json"
 
     def annotation_files(self) -> list[str]:

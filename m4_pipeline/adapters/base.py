@@ -32,7 +32,7 @@ from ..media.images import encode_jpeg, normalize_image, read_image_file
 from ..media.patches import PadToSquare
 from ..media.video import frame_media, iter_frames, probe
 from ..paths import SourceRoot
-from ..readers import Item, Part, get_reader
+from ..readers import Item, ParquetBlobs, Part, get_reader, is_blob
 from ..sample import Family, Media, Provenance, Sample, Turn, make_key
 from ..templates import choose, render
 
@@ -292,6 +292,22 @@ class Adapter:
 
     def image_from_bytes(self, data: bytes, what: str, slot: int, *, pad_to_square: bool = False) -> Media:
         return _image_media(normalize_image(data, what), slot, pad_to_square)
+
+    def embedded_bytes(self, value: Any, what: str = "image") -> bytes | None:
+        """The bytes of an embedded medium: a parquet blob reference, raw bytes, or an HF image
+        struct ``{bytes, path}`` holding either; None when the struct's bytes are null (its
+        ``path`` then names a file elsewhere, e.g. in an archive)."""
+        if isinstance(value, dict) and not is_blob(value) and "bytes" in value:
+            value = value["bytes"]
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if is_blob(value):
+            if getattr(self, "_blobs", None) is None:
+                self._blobs = ParquetBlobs(self.src)
+            return self._blobs.read(value, what)
+        raise SourceError(f"{what}: expected embedded bytes, got {type(value).__name__}")
 
     def video_info(self, rel: str, *, folder_fps: float = 1.0):
         path = self.src.path(rel, "video")

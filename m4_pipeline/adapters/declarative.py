@@ -7,7 +7,8 @@ with ``adapter: declarative`` and the same keys under ``params``. See
 ``docs/adding_a_source.md`` for a walk-through and :class:`DeclarativeParams` for every key.
 
 Templates read record fields as ``{field|filter}`` (:mod:`m4_pipeline.templates`) and a few
-computed values, all starting with ``_``: ``_split``, ``_images`` (one ``<image>`` per image
+computed values, all starting with ``_``: ``_split``, ``_file`` (the annotation file), ``_id``
+(the record's id), ``_slot`` (in ``image_names``), ``_images`` (one ``<image>`` per image
 slot), ``_options`` ("A. ...\\nB. ..."), ``_letter`` / ``_answer`` (the right choice), and for ST
 sources ``_span`` (the moment as a span), ``_start`` / ``_end`` (its two times).
 """
@@ -44,8 +45,10 @@ class DeclarativeParams(SourceParams):
     maps: dict = field(default_factory=dict)  # name -> JSON side file {key: value}, used as {field|map:name}
     by_split: dict = field(default_factory=dict)  # split -> overrides of the keys below
     # --- media
-    images: list[str] = field(default_factory=list)  # one path expression per image slot
-    image_list: str = ""  # or: a field holding a list of image paths
+    images: list[str] = field(default_factory=list)  # one path expression (or embedded-image field) per slot
+    image_list: str = ""  # or: a field holding a list of image paths (or embedded images)
+    image_names: list[str] = field(default_factory=list)  # record paths of embedded images (per slot, or one
+    # expression for all, with {_slot}); default: the HF image struct's own ``path``
     image_prefix: str = ""  # prefix of the M4 record's image paths (the release's zip folder)
     pad_to_square: bool = False
     video: str = ""  # path expression of a video file or frame folder
@@ -75,7 +78,7 @@ class DeclarativeParams(SourceParams):
 
 
 RESERVED = {"_split", "_images", "_options", "_letter", "_answer", "_span", "_start", "_end", "_video_id", "_frame",
-            "_index", "_key"}  # fmt: skip
+            "_index", "_key", "_id", "_slot", "_file"}  # fmt: skip
 
 
 class Declarative(Adapter):
@@ -123,25 +126,27 @@ class Declarative(Adapter):
         p = self._p(self._split_of(item.file))
         if not p.id:
             return super().source_id(item)
-        return render(p.id, self._context(item.data, self._split_of(item.file)), item.locator)
+        return render(p.id, self._context(item.data, self._split_of(item.file), item.file), item.locator)
 
     # --- building ---------------------------------------------------------------------------------
     def _maps(self) -> dict[str, dict]:
         return self.cached(("maps",), lambda: {k: load_json(self.src, v) for k, v in self.params.maps.items()})
 
-    def _context(self, data: Any, split: str) -> dict:
+    def _context(self, data: Any, split: str, file: str = "") -> dict:
         if not isinstance(data, dict):
             raise SourceError(f"expected an object, got {type(data).__name__}")
         bad = RESERVED & set(data)
         ctx = {k: v for k, v in data.items() if k not in bad}
         ctx["_split"] = split
+        ctx["_file"] = file  # the annotation file (relative to the source root)
         ctx["_maps"] = self._maps() if self.params.maps else {}
         return ctx
 
     def to_sample(self, record: RawRecord) -> Sample:
         split = self._split_of(record.source_file)
         p = self._p(split)
-        ctx = self._context(record.data, split)
+        ctx = self._context(record.data, split, record.source_file)
+        ctx["_id"] = record.source_id
         where = record.locator
         notes: dict[str, str] = {}
         ops = Ops()
@@ -186,15 +191,36 @@ class Declarative(Adapter):
         return evaluate(single, ctx, where) if single is not None else render(expr, ctx, where)
 
     def _images(self, p: DeclarativeParams, ctx: dict, where: str) -> tuple[list[Media], list[str]]:
-        rels = [render(e, ctx, where) for e in p.images]
+        """Images named by path, or embedded (an HF image struct ``{bytes, path}`` or a parquet blob
+        reference, whose record path comes from ``image_names`` or the struct's ``path``)."""
+        values = []
+        for e in p.images:
+            single = is_single_field(e)
+            value = evaluate(single, ctx, where) if single is not None else None
+            values.append(value if isinstance(value, dict) else render(e, ctx, where))
         if p.image_list:
             value = self._eval(p.image_list, ctx, where)
             if not isinstance(value, list) or not value:
                 raise SourceError(f"{where}: {p.image_list} must be a non-empty list of image paths")
-            rels += [check_text(v, f"{where}: {p.image_list}") for v in value]
-        media = [self.image(rel, 0 if p.family == "st" else slot, pad_to_square=p.pad_to_square)
-                 for slot, rel in enumerate(rels)]  # fmt: skip
-        return media, [f"{p.image_prefix}/{rel}" if p.image_prefix else rel for rel in rels]
+            values += [v if isinstance(v, dict) else check_text(v, f"{where}: {p.image_list}") for v in value]
+        if len(p.image_names) not in (0, 1, len(values)):
+            raise SourceError(f"{where}: {len(p.image_names)} image_names for {len(values)} images")
+        media, paths = [], []
+        for slot, value in enumerate(values):
+            what, at = f"{where}: image {slot}", 0 if p.family == "st" else slot
+            rel = value if isinstance(value, str) else value.get("path")
+            data = None if isinstance(value, str) else self.embedded_bytes(value, what)
+            if data is None:
+                rel = check_text(rel, f"{what}: path")
+                media.append(self.image(rel, at, pad_to_square=p.pad_to_square))
+            else:
+                media.append(self.image_from_bytes(data, what, at, pad_to_square=p.pad_to_square))
+            if p.image_names:
+                rel = render(p.image_names[slot if len(p.image_names) > 1 else 0], {**ctx, "_slot": slot}, where)
+            if not isinstance(rel, str) or not rel:
+                raise SourceError(f"{what}: an embedded image without a path: declare image_names")
+            paths.append(f"{p.image_prefix}/{rel}" if p.image_prefix else rel)
+        return media, paths
 
     def _choices(self, p: DeclarativeParams, ctx: dict, where: str) -> list | None:
         if not p.choices:
@@ -295,7 +321,7 @@ class Declarative(Adapter):
 def template_fields(p: DeclarativeParams) -> set[str]:
     """Every record field the mapping reads (checked against the reader's first records)."""
     exprs = [p.id, p.video, p.image_list, p.conversation, p.answer, p.start, p.end, p.clip_start, p.clip_end,
-             *p.images, *p.choices]  # fmt: skip
+             *p.images, *p.image_names, *p.choices]  # fmt: skip
     for ref in (p.human, p.gpt):
         value = lookup(ref) if isinstance(ref, str) else ref
         exprs += [value] if isinstance(value, str) else list(value or [])

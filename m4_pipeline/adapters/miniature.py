@@ -10,6 +10,8 @@ through the source's own mapping, so the miniature has exactly the layout the ad
       side_files:  {map.json: {...}, README: text}   # written as they are (JSON for .json)
       video: {frames: 60, fps: 30, size: [160, 96]}  # synthesized videos; frame folders without an extension
       image: {size: [160, 120]}
+      image_columns: [source_img]   # parquet: embedded HF images {bytes, path} in these columns (a path
+                                    # or null becomes a synthesized image; a list of them, a list of images)
 """
 
 from __future__ import annotations
@@ -103,6 +105,25 @@ def synthesize(root: Path, rel: str, spec: dict, seed: int, ctx: dict | None = N
         synthetic_image(_seed(rel, seed) + i, size).save(path / f"{i + 1:05d}.jpg", "JPEG")
 
 
+def _embed_images(record: dict, spec: dict, where: str, seed: int) -> dict:
+    """The record with its ``image_columns`` as HF image structs holding synthesized JPEG bytes."""
+    size = tuple(spec.get("image", {}).get("size", (160, 120)))
+
+    def struct(path: Any, tag: str) -> dict:
+        buf = io.BytesIO()
+        synthetic_image(_seed(tag, seed), size).save(buf, "JPEG", quality=90)
+        return {"bytes": buf.getvalue(), "path": path}
+
+    out = dict(record)
+    for col in spec["image_columns"]:
+        value = out.get(col)
+        if isinstance(value, list):
+            out[col] = [struct(v, f"{where}/{col}/{i}") for i, v in enumerate(value)]
+        elif value is None or isinstance(value, str):
+            out[col] = struct(value, f"{where}/{col}")
+    return out
+
+
 def _splits_of(params, files: list[str]) -> list[str]:
     """Every split the miniature's files stand for (a miniature may hold more than the default)."""
     splits = list(params.splits)
@@ -131,6 +152,8 @@ def write_declared_miniature(cls, root: Path, *, seed: int = 0) -> None:
     for rel, value in (spec.get("side_files") or {}).items():
         write_side_file(confined_output(root, rel), value)
     for rel, records in spec["files"].items():
+        if spec.get("image_columns") and isinstance(records, list):
+            records = [_embed_images(r, spec, f"{rel}#{i}", seed) for i, r in enumerate(records)]
         write_records(confined_output(root, rel), params.reader, records, params.reader_options)
     adapter = cls(root, dataclasses.replace(params, splits=_splits_of(params, list(spec["files"]))))
     for record in adapter.list_records():
@@ -139,7 +162,7 @@ def write_declared_miniature(cls, root: Path, *, seed: int = 0) -> None:
         split = adapter._split_of(record.source_file)
         p = adapter._p(split)
         try:
-            ctx = adapter._context(record.data, split)
+            ctx = adapter._context(record.data, split, record.source_file)
             rels = [render(e, ctx, record.locator) for e in p.images]
             if p.image_list:
                 value = adapter._eval(p.image_list, ctx, record.locator)

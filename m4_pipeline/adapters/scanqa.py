@@ -12,7 +12,10 @@ Layout (ScanQA's ``data/qa`` and ScanNet's SensReader export)::
 
 Views: ``views`` camera poses (spread uniformly over the recorded trajectory, or orbiting the
 scene), rendered from the mesh at ``render_size``; or, with ``view_source: frames``, the recorded
-colour frames at the trajectory poses (what M4-Instruct's 3D images are).
+colour frames at the trajectory poses; or, with ``view_source: frames25k``, the frames of
+ScanNet's ``scannet_frames_25k`` release (6-digit names, per-scene intrinsics; see
+:mod:`.scannet25k`), which is where M4-Instruct's 3D images come from, named in the record as
+the release names them (``scannet_frames_25k/<scene>/color/000100.jpg``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from ..synthetic import room_mesh, scanner_poses, synthetic_image
 from ..templates import render
 from . import fields as F
 from .base import Adapter, RawRecord, SourceError, SourceParams
+from .scannet25k import FRAMES_25K, SCANNET_COLOR_SIZE, Frames25kScene, frames25k_views, view_media
+from .scannet25k import write_frames25k_scene as _write_25k
 
 
 @dataclass
@@ -39,6 +44,9 @@ class Params(SourceParams):
     views: int = 4  # views per sample: not published for M4-Instruct
     view_poses: str = "trajectory"  # trajectory (recorded camera poses) | orbit (around the scene)
     view_source: str = "render"  # render: from the mesh | frames: the recorded colour frames (trajectory only)
+    # | frames25k: the frames of scannet_frames_25k (trajectory only)
+    frames25k_dir: str = FRAMES_25K
+    intrinsics_size: list[int] = field(default_factory=lambda: list(SCANNET_COLOR_SIZE))  # frames25k [I]
     render_size: list[int] = field(default_factory=lambda: [640, 480])  # width, height
     qa_dir: str = "qa"
     scans_dir: str = "scans"
@@ -48,9 +56,9 @@ class Params(SourceParams):
     task_instruction: str = ""
 
     def __post_init__(self):
-        if self.view_poses not in POSE_STRATEGIES or self.view_source not in ("render", "frames"):
+        if self.view_poses not in POSE_STRATEGIES or self.view_source not in ("render", "frames", "frames25k"):
             raise BuildError(f"scanqa: view_poses {self.view_poses!r} must be one of {sorted(POSE_STRATEGIES)} and "
-                             f"view_source {self.view_source!r} one of render, frames")  # fmt: skip
+                             f"view_source {self.view_source!r} one of render, frames, frames25k")  # fmt: skip
 
 
 def scaled_intrinsics(k: np.ndarray, source_size, size) -> list[list[float]]:
@@ -65,7 +73,7 @@ class ScanQA(Adapter):
     name = "scanqa"
     family = "m4"
     Params = Params
-    description = "ScanQA 3D question answering over ScanNet scenes, views rendered with open3d"
+    description = "ScanQA 3D QA over ScanNet scenes: views rendered (open3d) or recorded (scannet_frames_25k)"
     reader = "json"
 
     def annotation_files(self) -> list[str]:
@@ -106,6 +114,15 @@ class ScanQA(Adapter):
         answers = F.texts(record.data, "answers", where) if record.data.get("answers") else None
         if not answers:
             raise SourceError(f"{where}: no answers (a test split?)")
+        ctx = {"question": question}
+        if p.view_source == "frames25k":
+            s25k = Frames25kScene(self.src, p.frames25k_dir, scene_id)
+            views25k = self.cached(("frames25k", scene_id),
+                                   lambda: frames25k_views(self.src, s25k, p.views, p.intrinsics_size))  # fmt: skip
+            human = render(p.prompt, {**ctx, "_images": "<image>" * len(views25k)}, where)
+            return self.m4_sample(record, [("human", human), ("gpt", answers[0])], images=[v[-1] for v in views25k],
+                                  media=view_media(views25k), task_instruction=p.task_instruction,
+                                  split=_split_of(record.source_file))  # fmt: skip
         scene = ScanNetScene(self.src, f"{p.scans_dir}/{scene_id}", scene_id)
         if not self.src.is_dir(scene.scene_rel):
             raise SourceError(f"{where}: missing scene folder {scene.scene_rel}", reason="missing_media")
@@ -117,7 +134,7 @@ class ScanQA(Adapter):
         media = [Media("view", slot, data, "jpg", pose=pose, intrinsics=k, size=size, ops=[f"{op}:{label}"])
                  for slot, (label, pose, k, data, size, op) in enumerate(views)]  # fmt: skip
         paths = [f"{p.image_prefix}/{scene_id}/view_{label}.jpg" for label, *_ in views]
-        ctx = {"question": question, "_images": "<image>" * len(media)}
+        ctx["_images"] = "<image>" * len(media)
         human = render(p.prompt, ctx, where)
         return self.m4_sample(record, [("human", human), ("gpt", answers[0])], images=paths, media=media,
                               task_instruction=p.task_instruction, split=_split_of(record.source_file))  # fmt: skip
@@ -139,7 +156,8 @@ QUESTIONS = [
 
 
 def _write_scannet_miniature(root: Path, *, scenes: int = 2, frames: int = 12, seed: int = 0) -> None:
-    """A small ScanQA over ScanNet-layout scenes (mesh, poses, intrinsics, colour/depth frames)."""
+    """A small ScanQA over ScanNet-layout scenes (mesh, poses, intrinsics, colour/depth frames),
+    and the same scenes in the ``scannet_frames_25k`` layout (one with a failed-tracking pose)."""
     import open3d as o3d
 
     root = Path(root)
@@ -168,6 +186,7 @@ def _write_scannet_miniature(root: Path, *, scenes: int = 2, frames: int = 12, s
                 np.savetxt(d / "pose" / f"{n}.txt", pose, fmt="%f")
                 synthetic_image(n, (64, 48)).save(d / "color" / f"{n}.jpg", "JPEG")
                 synthetic_image(n, (32, 24)).convert("L").save(d / "depth" / f"{n}.png")
+            _write_25k(root, scene_id, frames=frames // 2 + s, seed=seed + offset + s, bad_pose=1 if s == 0 else None)
             for q, (question, answers, obj_name) in enumerate(QUESTIONS):
                 items.append({
                     "answers": answers, "object_ids": [q + 1], "object_names": [obj_name],

@@ -1,7 +1,8 @@
 """Files inside zip and tar archives, read in place (nothing is extracted).
 
 :class:`ArchiveSet` indexes the members of one or more archives of a source — zips, the
-``_partN`` zips a side file lists (Mantis-Instruct's ``{split}_images_zips.txt``), plain tars —
+``_partN`` zips a side file lists (Mantis-Instruct's ``{split}_images_zips.txt``), split zips
+(``name.z01`` ... ``name.zip``, :mod:`.splitzip`), plain tars —
 and reads a member by name. A member is also found under its name without the archive's one
 extra outer folder (the M4-Instruct zips sometimes carry one). Member names are lookup keys
 only; they are never joined to a path on disk. ``tar.gz`` archives cannot be read at random: they
@@ -17,12 +18,14 @@ import fnmatch
 import json
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import MediaError
 from ..paths import AnnotationFileError, SourceRoot
 from .base import Item, Part, Reader, decode_text
+from .splitzip import SplitZip, split_segments
 
 MAX_MEMBER_BYTES = 1 << 30  # a member larger than this is refused (a zip bomb, or not an image)
 
@@ -48,6 +51,10 @@ class ArchiveSet:
     def _handle(self, rel: str):
         if rel not in self._open:
             path = self.src.annotation(rel)
+            segments = split_segments(self.src, rel)
+            if segments:  # name.z01 ... name.zip: a spanned archive (M4-Instruct's DreamSim)
+                self._open[rel] = SplitZip(self.src, segments)
+                return self._open[rel]
             try:
                 if zipfile.is_zipfile(path):
                     self._open[rel] = zipfile.ZipFile(path)
@@ -63,11 +70,12 @@ class ArchiveSet:
             self._index = {}
             for rel in self.archives:
                 handle = self._handle(rel)
-                names = (
-                    [i.filename for i in handle.infolist() if not i.is_dir()]
-                    if isinstance(handle, zipfile.ZipFile)
-                    else [m.name for m in handle.getmembers() if m.isfile()]
-                )
+                if isinstance(handle, SplitZip):
+                    names = handle.namelist()
+                elif isinstance(handle, zipfile.ZipFile):
+                    names = [i.filename for i in handle.infolist() if not i.is_dir()]
+                else:
+                    names = [m.name for m in handle.getmembers() if m.isfile()]
                 for name in names:
                     self._index.setdefault(name, (rel, name))
                     if self.strip_outer and "/" in name:
@@ -84,6 +92,11 @@ class ArchiveSet:
                              reason="missing_media")  # fmt: skip
         rel, member = found
         handle = self._handle(rel)
+        if isinstance(handle, SplitZip):
+            try:
+                return handle.read(member, MAX_MEMBER_BYTES)
+            except (OSError, ValueError, zlib.error) as err:
+                raise MediaError(f"{what} {name} in {rel}: unreadable: {err}") from None
         if isinstance(handle, zipfile.ZipFile):
             info = handle.getinfo(member)
             if info.file_size > MAX_MEMBER_BYTES:
@@ -104,19 +117,64 @@ class ArchiveSet:
         return sorted(n for n, (_, member) in self.index().items() if n == member and fnmatch.fnmatch(n, pattern))
 
 
-def iter_tar_members(src: SourceRoot, rel: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every regular file of a tar / tar.gz, streamed in archive order."""
+def iter_tar_members(
+    src: SourceRoot, rel: str, *, read: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, bytes | None]]:
+    """(name, bytes) of every regular file of a tar / tar.gz, streamed in archive order; with
+    ``read``, only members it accepts are read (the others come as ``(name, None)``, their data
+    skipped in the stream), so listing a tar.gz costs one pass without holding its members."""
     try:
         with tarfile.open(src.annotation(rel), "r|*") as tf:
             for info in tf:
                 if not info.isfile():
                     continue
+                if read is not None and not read(info.name):
+                    yield info.name, None
+                    continue
                 if info.size > MAX_MEMBER_BYTES:
                     raise AnnotationFileError(rel, f"member {info.name}: {info.size} bytes exceeds the member limit")
                 fh = tf.extractfile(info)
                 yield info.name, fh.read() if fh else b""
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise AnnotationFileError(rel, f"unreadable tar archive: {err}") from None
+
+
+def normalize_member(name: str) -> str:
+    """A tar member name without a leading ``./`` (``tar -C dir .`` archives carry one)."""
+    return name[2:] if name.startswith("./") else name
+
+
+class TarStream:
+    """Members of one tar / tar.gz, fetched by a forward cursor that is kept between calls.
+
+    A tar.gz cannot be read at random. Callers that ask for members in archive order (records
+    listed in that order, as work units keep them) cost one pass over the archive; asking for a
+    member behind the cursor restarts the stream from the start (correct, only slower)."""
+
+    def __init__(self, src: SourceRoot, rel: str):
+        self.src, self.rel = src, rel
+        self._cursor: Iterator[tuple[str, bytes | None]] | None = None
+        self._wanted: set[str] = set()
+        self.restarts = 0  # passes begun after the first
+
+    def fetch(self, names: list[str]) -> dict[str, bytes]:
+        """The bytes of ``names`` (normalized member names); a name not in the archive raises
+        ``MediaError`` (``missing_media``)."""
+        wanted, got = set(names), {}
+        for attempt in range(2):
+            if self._cursor is None or attempt:
+                self.restarts += attempt
+                self._cursor = iter_tar_members(self.src, self.rel, read=lambda n: normalize_member(n) in self._wanted)
+            self._wanted = wanted - set(got)
+            for name, data in self._cursor:
+                key = normalize_member(name)
+                if data is not None and key in wanted:
+                    got[key] = data
+                    if len(got) == len(wanted):
+                        return got
+            self._cursor = None  # reached the end: what is missing lay behind the cursor
+        missing = sorted(wanted - set(got))
+        raise MediaError(f"{self.rel}: member(s) {missing[:2]} not found", reason="missing_media")
 
 
 class _MemberReader(Reader):

@@ -111,11 +111,13 @@ def test_parquet_by_row_group(tmp_path):
 
     rows = [{"id": str(i), "image": {"bytes": bytes([i]), "path": f"{i}.jpg"}} for i in range(5)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet", row_group_size=2)
-    src, reader = SourceRoot(tmp_path), get_reader("parquet")
+    src, reader = SourceRoot(tmp_path), get_reader("parquet", blobs="inline")
     parts = reader.parts(src, "p.parquet")
     assert len(parts) == 3
     got = [(i.locator, i.data) for p in parts for i in reader.read(src, p)]
     assert got[4] == ("row 4", rows[4])
+    ref = next(get_reader("parquet").read(src, parts[2])).data  # by default, bytes stay in the file
+    assert ref["image"]["path"] == "4.jpg" and "$blob" in ref["image"]["bytes"]
 
 
 def test_xml_is_parsed_safely(tmp_path):

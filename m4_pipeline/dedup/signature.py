@@ -154,6 +154,13 @@ def _shrunk(m: Media, draft: bool) -> np.ndarray:
     return shrink_bytes(m.data, draft)
 
 
+def media_phashes(media: list[Media], *, draft: bool = False) -> np.ndarray:
+    """pHashes (uint64) of the media, from their decoded pixels where they still carry them."""
+    if not media:
+        return np.zeros(0, np.uint64)
+    return hash_pixels(np.stack([_shrunk(m, draft) for m in media]))
+
+
 def signature_of(sample: Sample, config: NearDupConfig | None = None) -> SampleSignature:
     """Hash a sample's media (pHash + sha256) and text (MinHash) into its signature.
 
@@ -162,7 +169,7 @@ def signature_of(sample: Sample, config: NearDupConfig | None = None) -> SampleS
     config = config or NearDupConfig()
     slot_members = _slot_members(sample, config.max_video_frames)
     flat = [m for _, members in slot_members for m in members]
-    hashes = hash_pixels(np.stack([_shrunk(m, config.jpeg_draft) for m in flat])).tolist() if flat else []
+    hashes = media_phashes(flat, draft=config.jpeg_draft).tolist()
     for m in sample.media:
         m.decoded = None
     slots, i = [], 0

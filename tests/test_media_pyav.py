@@ -95,3 +95,19 @@ def test_pyav_reader_is_reused_between_probe_and_read(tmp_path, monkeypatch):
     opened = video._open_pyav.cache_info().misses
     frames = list(iter_frames(path, [0, 50, 149], info))
     assert video._open_pyav.cache_info().misses == opened and len(frames) == 3
+
+
+def test_pyav_holds_at_most_one_batch_of_frames(tmp_path, monkeypatch):
+    path = tmp_path / "long.mp4"
+    make(path, ["-c:v", "libx264", "-g", "50"])
+    video._open_pyav.cache_clear()
+    calls = []
+    real = video._PyAVReader._decode
+
+    def spy(self, wanted):
+        calls.append(len(wanted))
+        return real(self, wanted)
+
+    monkeypatch.setattr(video._PyAVReader, "_decode", spy)
+    frames = iter_frames(path, video.STRangeSampler(0, 149).indices(probe(path)))
+    assert len(list(frames)) == 100 and max(calls) <= video.DECODE_BATCH

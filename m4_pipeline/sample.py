@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Family = Literal["m4", "st"]
@@ -49,11 +49,15 @@ class Media:
     grid: list[int] | None = None
     size: list[int] | None = None  # [width, height] of the encoded image
     ops: list[str] | None = None  # normalization applied, e.g. ["exif_orientation:6", "jpeg:95"]
+    # The PIL image that ``data`` decodes to, bit for bit, while a later step in the same worker may
+    # want the pixels (the dedup signature hashes them rather than decode ``data`` again). Never
+    # serialized or compared; the last step that needs it sets it back to None.
+    decoded: Any = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The media's metadata without its bytes, as stored in the provenance."""
-        info = {k: v for k, v in asdict(self).items() if k != "data" and v is not None}
-        return info
+        bare = replace(self, data=b"", decoded=None)  # asdict would deep-copy the pixels
+        return {k: v for k, v in asdict(bare).items() if k not in ("data", "decoded") and v is not None}
 
 
 @dataclass

@@ -142,6 +142,55 @@ def test_phash_is_bit_identical_to_imagehash():
     assert [hash_hex(h) for h in phash_bytes(blobs, workers=2)] == ref
 
 
+def test_signature_hashes_kept_jpegs_from_their_decoded_pixels_bit_identically(monkeypatch):
+    """Kept JPEGs are hashed from the pixels normalize_image decoded (no second decode), with the
+    same bits as imagehash over the bytes; the pixels are released once the signature is made."""
+    from m4_pipeline.dedup import signature as signature_module
+    from m4_pipeline.media.images import normalize_image
+
+    rng = np.random.default_rng(1)
+    noisy = Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    images = [synthetic_image(i, (64 + 45 * i, 48 + 31 * (i % 5))) for i in range(10)] + [noisy]
+    blobs = [jpeg_bytes(im, q) for im, q in zip(images, [95, 90, 75, 50, 30, 90, 95, 90, 85, 60, 90])]
+    blobs.append(_grey_jpeg(images[1]))  # mode L: kept, hashed from its RGB copy
+    blobs.append(_jpeg_444(images[2]))  # no chroma subsampling
+    blobs.append(jpeg_bytes(Image.new("RGB", (64, 48), (30, 30, 30))))  # constant: median ties
+    normalized = [normalize_image(b, f"img{i}") for i, b in enumerate(blobs)]
+    assert all(n.ops == ["kept_original"] and n.decoded is not None for n in normalized)
+    media = [Media("image", i, n.data, size=list(n.size), decoded=n.decoded) for i, n in enumerate(normalized)]
+    sample = Sample("s-1", "m4", [Turn("human", "<image>" * len(media) + "\nq"), Turn("gpt", "a")], media=media)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded the bytes again")
+
+    monkeypatch.setattr(signature_module, "shrink_bytes", no_decoding)
+    got = signature_of(sample)
+    monkeypatch.undo()
+    expected = [str(imagehash.phash(Image.open(io.BytesIO(b)))) for b in blobs]
+    assert [hash_hex(s.phashes[0]) for s in got.slots] == expected
+    assert all(m.decoded is None for m in sample.media)  # released
+    again = signature_of(sample)  # without the pixels: decodes the bytes, same hashes
+    assert again.to_row() == got.to_row()
+    # re-encoded images carry no pixels (they differ from what their bytes decode to)
+    png = io.BytesIO()
+    images[0].save(png, "PNG")
+    assert normalize_image(png.getvalue(), "a.png").decoded is None
+    assert Media("image", 0, blobs[0], decoded=normalized[0].decoded).describe() == {
+        "kind": "image", "slot": 0, "ext": "jpg"}  # fmt: skip
+
+
+def _grey_jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.convert("L").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _jpeg_444(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92, subsampling=0)
+    return buf.getvalue()
+
+
 # --- banded LSH ---------------------------------------------------------------------------------
 
 

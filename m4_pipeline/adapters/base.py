@@ -336,8 +336,8 @@ def _notes(templates: dict | None, ops: list[str] | None) -> Provenance | None:
 def _image_media(img, slot: int, pad_to_square: bool) -> Media:
     if pad_to_square:
         square = PadToSquare().apply(img.image)
-        img.data, img.size, img.ops = encode_jpeg(square), square.size, [*img.ops, "pad_to_square"]
-    return Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops)
+        return Media("image", slot, encode_jpeg(square), "jpg", size=list(square.size), ops=[*img.ops, "pad_to_square"])
+    return Media("image", slot, img.data, img.ext, size=list(img.size), ops=img.ops, decoded=img.decoded)
 
 
 def sources() -> list[str]:

@@ -74,7 +74,8 @@ def phash_image(img: Image.Image) -> int:
     return int(phash_images([img])[0])
 
 
-def _shrink_bytes(data: bytes, draft: bool) -> np.ndarray:
+def shrink_bytes(data: bytes, draft: bool = False) -> np.ndarray:
+    """:func:`shrink` of encoded image bytes (``draft``: see :func:`phash_bytes`)."""
     try:
         img = Image.open(io.BytesIO(data))
         if draft and img.format == "JPEG":
@@ -88,7 +89,7 @@ def phash_bytes(datas: Sequence[bytes], *, workers: int = 1, draft: bool = False
     """pHashes of encoded images. ``draft=False`` is bit-identical to ``imagehash.phash(Image.open(...))``."""
     if not datas:
         return np.zeros(0, np.uint64)
-    return hash_pixels(np.stack(_map(lambda d: _shrink_bytes(d, draft), list(datas), workers)))
+    return hash_pixels(np.stack(_map(lambda d: shrink_bytes(d, draft), list(datas), workers)))
 
 
 # --- distances ----------------------------------------------------------------------------------

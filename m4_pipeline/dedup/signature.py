@@ -5,7 +5,9 @@ row (:meth:`SampleSignature.to_row`); the driver or a shuffle stage compares sig
 
 Media are summarized per *slot* (one placeholder): an image, a 3D view or a tiled image
 (its base image; the tiles are derived from it) is one pHash; a video is the pHashes of up to
-``max_video_frames`` of its frames, uniformly chosen, in order.
+``max_video_frames`` of its frames, uniformly chosen, in order. A media that still carries its
+decoded pixels (``Media.decoded``: kept original JPEGs) is hashed from them, not decoded again;
+the hash is the same bit for bit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from ..sample import Media, Sample
 from .config import NearDupConfig
 from .exact import MediaKey, TextKey
-from .phash import hash_from_hex, hash_hex, phash_bytes
+from .phash import hash_from_hex, hash_hex, hash_pixels, shrink, shrink_bytes
 from .text import fuzzy_text, minhash
 
 _COCO_FILE = re.compile(r"(?:COCO_(?:train|val)2014_)?(\d{6,12})\.(?:jpe?g|png)$", re.IGNORECASE)
@@ -146,12 +148,30 @@ def image_ids_of(sample: Sample) -> list[str]:
     return sorted(ids)
 
 
+def _shrunk(m: Media, draft: bool) -> np.ndarray:
+    if m.decoded is not None and not draft:  # a draft decode of the bytes is cheaper than the full pixels
+        return shrink(m.decoded)
+    return shrink_bytes(m.data, draft)
+
+
+def media_phashes(media: list[Media], *, draft: bool = False) -> np.ndarray:
+    """pHashes (uint64) of the media, from their decoded pixels where they still carry them."""
+    if not media:
+        return np.zeros(0, np.uint64)
+    return hash_pixels(np.stack([_shrunk(m, draft) for m in media]))
+
+
 def signature_of(sample: Sample, config: NearDupConfig | None = None) -> SampleSignature:
-    """Hash a sample's media (pHash + sha256) and text (MinHash) into its signature."""
+    """Hash a sample's media (pHash + sha256) and text (MinHash) into its signature.
+
+    This is the last step that wants the media's decoded pixels: it releases them
+    (``Media.decoded = None``) so that they do not outlive the signature."""
     config = config or NearDupConfig()
     slot_members = _slot_members(sample, config.max_video_frames)
     flat = [m for _, members in slot_members for m in members]
-    hashes = phash_bytes([m.data for m in flat], draft=config.jpeg_draft).tolist() if flat else []
+    hashes = media_phashes(flat, draft=config.jpeg_draft).tolist()
+    for m in sample.media:
+        m.decoded = None
     slots, i = [], 0
     for kind, members in slot_members:
         n = len(members)

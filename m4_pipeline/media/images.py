@@ -39,6 +39,12 @@ class NormalizedImage:
     ops: list[str] = field(default_factory=list)
     image: Image.Image | None = field(default=None, repr=False)  # the decoded RGB pixels, for further work
 
+    @property
+    def decoded(self) -> Image.Image | None:
+        """``image`` when it is exactly what ``data`` decodes to (kept original bytes), else None:
+        re-encoded JPEG bytes decode to slightly different pixels."""
+        return self.image if self.ops == ["kept_original"] else None
+
 
 def open_image(data: bytes, what: str, max_pixels: int = ImagePolicy.max_pixels) -> Image.Image:
     """Decode fully (so a truncated file fails here, not later) after checking the pixel count."""

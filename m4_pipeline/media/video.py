@@ -2,10 +2,11 @@
 
 A sampler turns a :class:`VideoInfo` into source frame indices; :func:`iter_frames` decodes just
 those frames, a few at a time (so memory does not grow with the video's length or the number of
-frames), from a video file (decord first; ffmpeg through ffmpeg-python when decord cannot open
-it) or from a folder of pre-extracted frames (the LLaVA-Hound layout). Every frame carries its
-exact source index and its timestamp (the container's presentation time where decord gives it,
-so variable frame rate videos get true times). Rotation metadata is applied by both decoders.
+frames), from a video file (PyAV first, decord second, the ffmpeg CLI when neither can open it)
+or from a folder of pre-extracted frames (the LLaVA-Hound layout). Frame ``i`` is the i-th frame
+in presentation order, as decord (LLaVA's loaders) counts it. Every frame carries its exact
+source index and its timestamp (the container's presentation time where PyAV or decord gives it,
+so variable frame rate videos get true times). Rotation metadata is applied by every decoder.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ log = logging.getLogger(__name__)
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DECODE_BATCH = 16  # frames decoded at once: bounds memory for 1080p and longer clips
-DECODE_THREADS = 2  # decord's decoder threads (0, FFmpeg's choice, took 3 GB on 1080p); see _decode_threads
-# decord's memory grows with the file's size (~1.5x its bytes); larger files are read by seeking
-# with ffmpeg, one frame at a time, in constant memory.
+DECODE_THREADS = 2  # decoder threads (0, FFmpeg's choice, took 3 GB on 1080p in decord); see _decode_threads
+# PyAV and decord first index every packet of the file (one pass over its bytes; decord's memory
+# also grows with the file's size, ~1.5x its bytes); larger files are read by seeking with ffmpeg,
+# one frame at a time, in constant memory.
 DECORD_MAX_BYTES = 256 * 1024 * 1024
 SEEK_COST_FRAMES = 125  # frames an accurate seek decodes on average (half a typical 250-frame GOP)
 
@@ -152,6 +154,14 @@ def _decord():
     return decord
 
 
+def _pyav():
+    try:
+        import av
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+    return av
+
+
 def probe(path: Path, *, folder_fps: float = 1.0) -> VideoInfo:
     """Frame count, fps and (display) size without decoding the video.
 
@@ -162,6 +172,9 @@ def probe(path: Path, *, folder_fps: float = 1.0) -> VideoInfo:
         with _open_image(files[0]) as img:
             return VideoInfo(len(files), folder_fps, img.width, img.height)
     _check_file(path)
+    pyav = _PyAVReader.open(path)
+    if pyav is not None:
+        return pyav.info
     reader = _DecordReader.open(path)
     if reader is not None and len(reader.vr) > 0:
         h, w = reader.vr[0].shape[:2]
@@ -182,7 +195,7 @@ def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
             with _open_image(files[i]) as img:
                 yield Frame(i, round(i / info.fps, 6), np.asarray(img.convert("RGB")))
         return
-    reader = _DecordReader.open(path)
+    reader = _PyAVReader.open(path) or _DecordReader.open(path)
     if reader is None:
         unique = len(set(indices))
         sparse = unique * SEEK_COST_FRAMES < info.num_frames
@@ -264,6 +277,138 @@ def _open_decord(path: str, size: int, mtime_ns: int) -> _DecordReader | None:
         return _DecordReader(_decord().VideoReader(path, num_threads=_decode_threads()))
     except Exception as err:  # decord raises DECORDError / RuntimeError
         log.debug("decord cannot open %s (%s); using ffmpeg", path, err)
+        return None
+
+
+class _PyAVReader:
+    """FFmpeg's decoder in-process, through PyAV, reading only what the requested frames need.
+
+    Opening indexes the video stream's packets (one demux pass, no decoding): their presentation
+    times, sorted, number the frames as decord does, and the key frames among them tell where a
+    decode can start. Each requested frame, in ascending order, is then reached by decoding on
+    from the last decoded frame when no key frame lies between (a dense request streams through
+    the file), or else by seeking to its key frame (a sparse request decodes one partial group of
+    pictures per frame) -- always the fewer decoded frames of the two. Only requested frames are
+    converted to RGB; the decoder uses ``_decode_threads()`` threads."""
+
+    def __init__(self, path: Path, container, pts: np.ndarray, keys: np.ndarray):
+        self.path, self.container = path, container
+        self.stream = container.streams.video[0]
+        self.pts, self.keys = pts, keys  # frame -> presentation time (stream units); key frame indices
+        self.time_base = float(self.stream.time_base)
+        self._decoded: Iterator | None = None  # the decoder's output since the last seek
+        self._last = -1  # index of the last frame decoded (-1: none since the last seek)
+        self._seekable = True  # False once a seek landed past its key frame: then only decode forward
+        self.decoded = 0  # frames the decoder produced (what the seek-or-continue choice minimizes)
+        pixels = next(self._decode([0]))[1]
+        rate = self.stream.average_rate or self.stream.guessed_rate or 0
+        self.info = VideoInfo(len(pts), float(rate), pixels.shape[1], pixels.shape[0])
+
+    @classmethod
+    def open(cls, path: Path) -> _PyAVReader | None:
+        """PyAV's reader for ``path``, or None when PyAV is missing or cannot read it (the last two
+        readers are kept: probing and then reading a video opens and indexes it once)."""
+        stat = path.stat()
+        if _pyav() is None or stat.st_size > DECORD_MAX_BYTES:
+            return None
+        return _open_pyav(str(path), stat.st_size, stat.st_mtime_ns)
+
+    def frames(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        for start in range(0, len(indices), DECODE_BATCH):
+            chunk = indices[start : start + DECODE_BATCH]
+            by_index = dict(self._decode(sorted(set(chunk))))
+            for i in chunk:
+                yield i, by_index[i], float(self.pts[i]) * self.time_base
+
+    def _decode(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """RGB pixels of the ``wanted`` frames (ascending, unique)."""
+        for t in wanted:
+            key = int(self.keys[max(0, np.searchsorted(self.keys, t, side="right") - 1)])
+            if not self._seekable:
+                if t <= self._last:
+                    self._rewind()
+            elif t <= self._last or key > self._last:  # behind us, or a key frame is nearer than we are
+                self._seek(key)
+            frame = self._decode_to(t)
+            if frame is None and self._seekable:  # the seek landed past the frame (a coarse index)
+                self._seekable = False
+                self._rewind()
+                frame = self._decode_to(t)
+            if frame is None:
+                raise MediaError(f"{self.path.name}: the decoder returned no frame {t}")
+            yield t, _rotated(frame.to_ndarray(format="rgb24"), frame.rotation)
+
+    def _seek(self, index: int) -> None:
+        self.container.seek(int(self.pts[index]), backward=True, any_frame=False, stream=self.stream)
+        self._decoded, self._last = self.container.decode(self.stream), -1
+
+    def _rewind(self) -> None:
+        self.container.close()
+        self.container = _pyav().open(str(self.path))
+        self.stream = self.container.streams.video[0]
+        _set_threads(self.stream)
+        self._decoded, self._last = self.container.decode(self.stream), -1
+
+    def _decode_to(self, t: int):
+        for frame in self._decoded:
+            self.decoded += 1
+            if frame.pts is None:
+                continue
+            i = int(np.searchsorted(self.pts, frame.pts))
+            if i >= len(self.pts) or self.pts[i] != frame.pts:
+                continue  # not a frame of the index (never seen so far)
+            if i > t:
+                return None
+            self._last = i
+            if i == t:
+                return frame
+        return None
+
+
+def _set_threads(stream) -> None:
+    threads = _decode_threads()
+    stream.codec_context.thread_count = threads
+    stream.thread_type = "AUTO" if threads > 1 else "SLICE"
+
+
+def _rotated(pixels: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply the display matrix's rotation (PyAV gives degrees counter-clockwise), as ffmpeg's
+    and decord's autorotation do."""
+    quarter = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(pixels, quarter)) if quarter else pixels
+
+
+@lru_cache(maxsize=2)
+def _open_pyav(path: str, size: int, mtime_ns: int) -> _PyAVReader | None:
+    av = _pyav()
+    try:
+        container = av.open(path)
+        if not container.streams.video:
+            container.close()
+            return None
+        stream = container.streams.video[0]
+        pts, keys = [], []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the demuxer's end-of-stream marker
+            if packet.pts is None:  # no presentation times to number frames by: let decord count
+                container.close()
+                return None
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+        if not pts:
+            container.close()
+            return None
+        order = np.argsort(np.asarray(pts, np.int64), kind="stable")
+        sorted_pts = np.asarray(pts, np.int64)[order]
+        key_frames = np.flatnonzero(np.asarray(keys, bool)[order])
+        if len(np.unique(sorted_pts)) != len(sorted_pts):  # repeated times cannot tell frames apart
+            container.close()
+            return None
+        _set_threads(stream)
+        return _PyAVReader(Path(path), container, sorted_pts, key_frames if len(key_frames) else np.zeros(1, int))
+    except Exception as err:  # av.FFmpegError, MediaError (no first frame), ...
+        log.debug("PyAV cannot read %s (%s); trying decord", path, err)
         return None
 
 

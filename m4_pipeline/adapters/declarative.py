@@ -152,6 +152,7 @@ class Declarative(Adapter):
             info = self.video_info(video, folder_fps=p.folder_fps)
             ctx["_video_id"] = video.rsplit("/", 1)[-1].rsplit(".", 1)[0]
             if p.family == "st":
+                ops.add(info.provenance())
                 clip = self._st_clip(p, ctx, info, ops, where)
                 whole = clip or FrameRange(0, info.num_frames - 1)
                 indices = STRangeSampler(whole.start, whole.end, ST_FRAMES).indices(info)

@@ -48,3 +48,24 @@ def test_declarative_st_samples_record_the_probe(tmp_path):
     finally:
         REGISTRY.pop("kit_probe_demo")  # a throwaway declaration, not a source of the session
     assert "video_probe: 40 frames at 10 fps, 96x64" in sample.provenance.ops
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0:00:05.300", 5.3), ("01:02:03.5", 3723.5), ("2:59.999", 179.999), ("0:00:00.000", 0.0), ("12:00:00", 43200.0)],
+)
+def test_clock_times_become_seconds(text, seconds):
+    from m4_pipeline.coords import hms_seconds
+    from m4_pipeline.templates import evaluate
+
+    assert hms_seconds(text) == seconds
+    assert float(evaluate("t|hms", {"t": text})) == seconds
+
+
+@pytest.mark.parametrize("bad", ["5.3", "0:60:00", "0:00:61", "a:b:c", "", None, 12])
+def test_bad_clock_times_are_annotation_errors(bad):
+    from m4_pipeline.coords import hms_seconds
+    from m4_pipeline.errors import SourceError
+
+    with pytest.raises(SourceError, match="clock time|past 59"):
+        hms_seconds(bad)

@@ -69,3 +69,33 @@ def test_bad_clock_times_are_annotation_errors(bad):
 
     with pytest.raises(SourceError, match="clock time|past 59"):
         hms_seconds(bad)
+
+
+def test_declarative_clip_without_a_moment(tmp_path):
+    """A clip (meta.split) with no moment inside: captions of a clip, QA over a clip (STAR)."""
+    from m4_pipeline.adapters import REGISTRY, declare
+
+    spec = {
+        "name": "kit_clip_demo",
+        "family": "st",
+        "reader": "jsonl",
+        "files": ["ann.jsonl"],
+        "id": "{vid}",
+        "video": "v/{vid}.mp4",
+        "time_unit": "seconds",
+        "clip_start": "{t0|hms}",
+        "clip_end": "{t1|hms}",
+        "human": "<video>\nDescribe it.",
+        "gpt": "{caption}",
+    }
+    cls = declare(spec, "test")
+    try:
+        (tmp_path / "ann.jsonl").write_text('{"vid": "a", "t0": "0:00:01.000", "t1": "0:00:03.500", "caption": "x"}\n')
+        write_video(tmp_path / "v" / "a.mp4", seed=2, num_frames=40, fps=10, size=(96, 64))
+        adapter = cls(tmp_path)
+        sample = adapter.build(next(adapter.list_records()))
+    finally:
+        REGISTRY.pop("kit_clip_demo")
+    assert sample.record["meta"]["split"] == [10, 35]  # 1.0 s and 3.5 s at 10 fps
+    assert [m.frame_index for m in sample.media][::99] == [10, 35]
+    assert all(not v for v in sample.record["variables"].values())

@@ -56,7 +56,10 @@ def test_source_contract(miniatures, name):
 def _corrupt(path):
     """Append bad items in the file's own format; returns how many were added (0: format skipped)."""
     suffix = path.suffix.lower()
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return 0  # a binary annotation file (a pickle): no appendable corruption
     if suffix == ".jsonl" or (suffix == ".json" and text.lstrip()[:1] == "{" and "\n{" in text.strip()):
         path.write_text(text.rstrip("\n") + '\n{"not json\n[1, 2]\n')
         return 2

@@ -265,3 +265,42 @@ def test_miniature_layouts_are_the_published_ones(tmp_path):
     write_miniature("st_queryd", tmp_path / "queryd")
     assert (tmp_path / "queryd" / "raw_captions_combined_filtered.pkl").read_bytes()[:2] == b"\x80\x02"
     assert (tmp_path / "queryd" / "videos" / "video-fTcSVQJ2h8g").is_file()  # no suffix, as downloaded
+
+
+_JUNK = [None, "", "x", -1, 1e9, [], {}, [1, 2, 3], {"a": 1}, True, "0:99:99", [None, None]]
+_STRUCTURE = {"subset", "task", "pair", "_key", "type", "key", "lines"}  # keys the listing itself writes
+
+
+def _mutate(obj, rng, depth=0):
+    """One field somewhere in the record replaced by junk (the listing's own keys left alone)."""
+    if isinstance(obj, dict) and obj:
+        keys = [k for k in obj if not (depth == 0 and k in _STRUCTURE)]
+        if not keys:
+            return obj
+        k = rng.choice(keys)
+        return {**obj, k: rng.choice(_JUNK) if rng.random() < 0.5 or depth > 4 else _mutate(obj[k], rng, depth + 1)}
+    if isinstance(obj, list) and obj:
+        i = rng.randrange(len(obj))
+        out = list(obj)
+        out[i] = rng.choice(_JUNK) if rng.random() < 0.5 or depth > 4 else _mutate(obj[i], rng, depth + 1)
+        return out
+    return rng.choice(_JUNK)
+
+
+def test_junk_in_any_annotation_field_is_a_source_error(miniatures):
+    """Wrong types, missing values, NaN-like strings anywhere in a record: quarantined with a reason,
+    never another exception type (which would be an adapter bug)."""
+    import random
+
+    from m4_pipeline.adapters.base import RawRecord
+
+    rng = random.Random(0)
+    for name in ST_VIDEO:
+        adapter = get_adapter(name)(miniatures / name)
+        for record in [r for r in adapter.list_records() if r.error is None]:
+            for _ in range(3):
+                data = json.loads(json.dumps(_mutate(record.data, rng)))
+                try:
+                    adapter.build(RawRecord(record.source_file, record.locator, record.source_id, data))
+                except SourceError:
+                    pass

@@ -175,7 +175,8 @@ def conversation_turns(turns: Any, where: str) -> list[tuple[str, str]]:
         if not isinstance(t, dict):
             raise SourceError(f"{where}: turn {i} is not an object")
         role = t.get("from", t.get("role"))
-        role = {"user": "human", "assistant": "gpt", "User": "human", "Assistant": "gpt"}.get(role, role)
+        if isinstance(role, str):
+            role = {"user": "human", "assistant": "gpt", "User": "human", "Assistant": "gpt"}.get(role, role)
         if role != ("human", "gpt")[i % 2]:
             raise SourceError(f"{where}: turn {i} is {role!r}; turns must alternate human/gpt from human")
         out.append((role, F.check_text(t.get("value", t.get("content")), f"{where}: turn {i}")))

@@ -89,8 +89,7 @@ class DenseAdapter(MomentAdapter):
         events = self.events(entry, where)
         if not events:
             raise SourceError(f"{where}: the video has no captioned event", reason="filtered")
-        ordered = sorted(events, key=lambda e: (float(e[0]), float(e[1])))
-        return self.dvc(record, video, self.clock(video), None, ordered)
+        return self.dvc(record, video, self.clock(video), None, sorted(events))
 
     def dvc_points(self, record, video, clock, clip, events: list[tuple]):
         """``events``: (time, caption) in seconds, ordered; written as points in time."""
@@ -109,7 +108,8 @@ def _segments(items: list, caption_key: str, where: str) -> list[tuple]:
         seg = F.listing(a, "segment", f"{where}: event {k}")
         if len(seg) != 2:
             raise SourceError(f"{where}: event {k}: segment must be [start, end] seconds")
-        out.append((seg[0], seg[1], caption_text(F.need(a, caption_key, where), f"{where}: event {k} {caption_key}")))
+        s, e = (F.check_number(x, f"{where}: event {k} segment") for x in seg)
+        out.append((s, e, caption_text(F.need(a, caption_key, where), f"{where}: event {k} {caption_key}")))
     return out
 
 
@@ -122,7 +122,8 @@ def _parallel(entry: dict, times_key: str, captions_key: str, where: str) -> lis
     for k, (t, c) in enumerate(zip(times, captions)):
         if not (isinstance(t, list) and len(t) == 2):
             raise SourceError(f"{where}: {times_key}[{k}] must be [start, end] seconds")
-        out.append((t[0], t[1], caption_text(c, f"{where}: {captions_key}[{k}]")))
+        s, e = (F.check_number(x, f"{where}: {times_key}[{k}]") for x in t)
+        out.append((s, e, caption_text(c, f"{where}: {captions_key}[{k}]")))
     return out
 
 

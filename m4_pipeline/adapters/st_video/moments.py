@@ -78,7 +78,8 @@ class MomentAdapter(STVideoAdapter):
     def tvg(self, record, video, clock, clip, query: str, start, end):
         p, notes, within = self.params, {}, clip or clock.whole
         what = f"{record.locator}: moment"
-        if float(start) == float(end):
+        start, end = F.check_number(start, f"{what} start"), F.check_number(end, f"{what} end")
+        if start == end:
             values = {"query": query, "_time": clock.time(start, within, what)}
             prompt, answer = p.tvg_point_prompt, p.tvg_point_answer
         else:
@@ -176,9 +177,11 @@ class VTimeLLMStage2(STVideoAdapter):
             t = F.check_number(tokens[m.group(0)], f"{where}: meta.token {m.group(0)}", lo=0)
             return clock.time(offset + t, within, f"{where}: {m.group(0)} ({t} s after the split start)")
 
-        conv = item["conversations"]
-        human = F.check_text(conv[2 * j].get("value"), f"{where}: question")
-        gpt = F.check_text(conv[2 * j + 1].get("value"), f"{where}: answer")
+        conv = F.listing(item, "conversations", where)
+        if len(conv) < 2 * j + 2:
+            raise SourceError(f"{where}: the conversation has no pair {j}")
+        human = F.text(conv[2 * j], "value", f"{where}: question")
+        gpt = F.text(conv[2 * j + 1], "value", f"{where}: answer")
         turns = [("human", *tag_times(first_turn(human), _VTIME_TOKEN, value)),
                  ("gpt", *tag_times(gpt.strip(), _VTIME_TOKEN, value))]  # fmt: skip
         return self.video_sample(record, turns, video=video, clock=clock, clip=clip)
@@ -338,8 +341,9 @@ class HiREST(MomentAdapter):
             b = F.listing(step, "absolute_bounds", f"{where}: step {k}")
             if len(b) != 2:
                 raise SourceError(f"{where}: step {k}: absolute_bounds must be [start, end]")
-            events.append((b[0], b[1], caption_text(F.need(step, "heading", where), f"{where}: step {k} heading")))
-        return self.dvc(record, video, clock, clip, sorted(events, key=lambda e: (float(e[0]), float(e[1]))))
+            s, e = (F.check_number(x, f"{where}: step {k} absolute_bounds") for x in b)
+            events.append((s, e, caption_text(F.need(step, "heading", where), f"{where}: step {k} heading")))
+        return self.dvc(record, video, clock, clip, sorted(events))
 
     @classmethod
     def write_miniature(cls, root: Path, *, seed: int = 0) -> None:

@@ -2,7 +2,8 @@
 
 - :mod:`.captions`: caption tables (Panda-70M CSV; WebVid, InternVid and ShareGPT4Video are
   declarations in ``recipes/sources/st_*.yaml``).
-- :mod:`.moments`: single moments (VTimeLLM stage 2, InternVid-G, HiREST, QuerYD, DiDeMo, VTG-IT).
+- :mod:`.moments`: single moments (VTimeLLM stage 2, InternVid-G, HiREST) and the shapes of a
+  moment sample; :mod:`.grounding`: the stage-3 TVG sources QuerYD, DiDeMo, VTG-IT.
 - :mod:`.dense`: dense captions (COIN, YouCook2, ActivityNet Captions, Moment-10M GESM, HiREST
   steps, ViTT, VTG-IT).
 - :mod:`.conversations`: timestamped conversations (LITA ANet-RTL, Moment-10M, Grounded-VideoLLM).

@@ -168,6 +168,21 @@ def seconds_to_frame(t: Any, fps: float, num_frames: int, *, what: str = "time",
     return frame
 
 
+_HMS = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$")
+
+
+def hms_seconds(text: Any, what: str = "time") -> float:
+    """Seconds of a clock time ``H:MM:SS.mmm`` (or ``MM:SS``), as Panda-70M and InternVid write
+    clip bounds; minutes and seconds must be below 60."""
+    m = _HMS.match(text) if isinstance(text, str) else None
+    if not m:
+        raise SourceError(f"{what}: {text!r} is not a clock time H:MM:SS.mmm")
+    hours, minutes, seconds = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
+    if minutes >= 60 or seconds >= 60:
+        raise SourceError(f"{what}: {text!r} has minutes or seconds past 59")
+    return round(hours * 3600 + minutes * 60 + seconds, 6)
+
+
 def seconds_range(start: Any, end: Any, fps: float, num_frames: int, *, what: str = "span", ops: Ops | None = None):
     """``(start_frame, end_frame)`` for a time range in seconds; start must not follow end."""
     s = seconds_to_frame(start, fps, num_frames, what=f"{what}.start", ops=ops)

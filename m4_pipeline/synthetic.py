@@ -30,8 +30,16 @@ def synthetic_image(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Imag
     return img
 
 
+# Containers whose file name says which encoder they need; any other suffix (or none) is H.264 in
+# the container the suffix names (mp4 when there is no suffix: files saved without an extension).
+_ENCODERS = {".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "40", "-deadline", "realtime"]}
+_H264 = ["-c:v", "libx264", "-preset", "veryfast"]
+
+
 def write_video(path: Path, *, seed: int, num_frames: int, fps: float = 30.0, size=(160, 96)) -> None:
-    """An H.264 mp4 whose frames show a moving box over a seeded background, via ffmpeg."""
+    """A video whose frames show a moving box over a seeded background, via ffmpeg: H.264 in the
+    container its suffix names, VP9 for ``.webm`` (SSv2's layout), mp4 for a name without suffix
+    (downloaders that save ``video-<id>`` files)."""
     from .media.video import ffmpeg_binary
 
     w, h = size
@@ -46,8 +54,8 @@ def write_video(path: Path, *, seed: int, num_frames: int, fps: float = 30.0, si
     path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         ffmpeg_binary(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-preset", "veryfast", "-bitexact", "-map_metadata", "-1", str(path),
+        "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *_ENCODERS.get(path.suffix.lower(), _H264),
+        "-pix_fmt", "yuv420p", "-bitexact", "-map_metadata", "-1", *([] if path.suffix else ["-f", "mp4"]), str(path),
     ]  # fmt: skip
     subprocess.run(cmd, input=frames.tobytes(), check=True)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .coords import Coord, Variables
+from .coords import Coord, Variables, hms_seconds
 from .errors import SourceError
 from .resources import templates_dir
 
@@ -142,6 +142,7 @@ FILTERS = {
     "strip_ext": _strip_ext,
     "sentence": _sentence,
     "replace": lambda v, old, new="": str(v).replace(old, new),
+    "hms": lambda v: repr(hms_seconds(v)),  # "0:01:02.500" -> "62.5" (seconds)
 }
 
 

@@ -57,8 +57,11 @@ def _corrupt(path):
     """Append bad items in the file's own format; returns how many were added (0: format skipped)."""
     suffix = path.suffix.lower()
     if suffix not in (".json", ".jsonl", ".csv", ".tsv"):
-        return 0  # a binary format (parquet) is not read as text
-    text = path.read_text()
+        return 0  # a binary format (parquet, a pickle) is not read as text
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return 0
     if suffix == ".jsonl" or (suffix == ".json" and text.lstrip()[:1] == "{" and "\n{" in text.strip()):
         path.write_text(text.rstrip("\n") + '\n{"not json\n[1, 2]\n')
         return 2

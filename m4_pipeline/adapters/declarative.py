@@ -157,6 +157,7 @@ class Declarative(Adapter):
             info = self.video_info(video, folder_fps=p.folder_fps)
             ctx["_video_id"] = video.rsplit("/", 1)[-1].rsplit(".", 1)[0]
             if p.family == "st":
+                ops.add(info.provenance())
                 clip = self._st_clip(p, ctx, info, ops, where)
                 whole = clip or FrameRange(0, info.num_frames - 1)
                 indices = STRangeSampler(whole.start, whole.end, ST_FRAMES).indices(info)
@@ -253,7 +254,7 @@ class Declarative(Adapter):
         clip = None
         if p.clip_start:
             clip = FrameRange(*self._frames_of(p, ctx, p.clip_start, p.clip_end, info, ops, f"{where}: clip"))
-        if p.time_unit:
+        if p.time_unit and p.start:  # a clip may come without a moment (captions of a clip, QA on a clip)
             s, e = self._frames_of(p, ctx, p.start, p.end or p.start, info, ops, f"{where}: moment")
             whole = clip or FrameRange(0, info.num_frames - 1)
             ctx["_start"], ctx["_end"] = Time(whole.time(s, "moment start")), Time(whole.time(e, "moment end"))

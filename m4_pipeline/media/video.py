@@ -47,6 +47,10 @@ class VideoInfo:
     width: int
     height: int
 
+    def provenance(self) -> str:
+        """The probe result as a provenance op: the frame count and rate every time conversion used."""
+        return f"video_probe: {self.num_frames} frames at {self.fps:g} fps, {self.width}x{self.height}"
+
 
 @dataclass
 class Frame:

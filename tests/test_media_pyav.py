@@ -111,3 +111,25 @@ def test_pyav_holds_at_most_one_batch_of_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(video._PyAVReader, "_decode", spy)
     frames = iter_frames(path, video.STRangeSampler(0, 149).indices(probe(path)))
     assert len(list(frames)) == 100 and max(calls) <= video.DECODE_BATCH
+
+
+def test_h264_in_avi_with_b_frames_is_numbered_by_decode_output(tmp_path):
+    """AVI stores no presentation times: with B-frames the packet times are decode times, and
+    frames must be numbered in the decoder's output order (DiDeMo's videos are .avi)."""
+    import subprocess
+
+    import numpy as np
+
+    from m4_pipeline.media.video import iter_frames, probe
+    from m4_pipeline.synthetic import write_video
+
+    path = tmp_path / "b.avi"
+    write_video(path, seed=3, num_frames=90, fps=10, size=(96, 64))  # libx264, B-frames, in AVI
+    info = probe(path)
+    frames = list(iter_frames(path, [0, 11, 22, 5, 89, 40], info))
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    full = np.frombuffer(raw, np.uint8).reshape(-1, 64, 96, 3)
+    assert info.num_frames == len(full) == 90
+    assert all(np.array_equal(f.pixels, full[f.index]) for f in frames)
+    assert [f.timestamp for f in frames] == [0.0, 1.1, 2.2, 0.5, 8.9, 4.0]

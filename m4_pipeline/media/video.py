@@ -295,14 +295,17 @@ class _PyAVReader:
     pictures per frame) -- always the fewer decoded frames of the two. Only requested frames are
     converted to RGB; the decoder uses ``_decode_threads()`` threads."""
 
-    def __init__(self, path: Path, container, pts: np.ndarray, keys: np.ndarray):
+    def __init__(self, path: Path, container, pts: np.ndarray, keys: np.ndarray, *, by_order: bool = False):
         self.path, self.container = path, container
         self.stream = container.streams.video[0]
         self.pts, self.keys = pts, keys  # frame -> presentation time (stream units); key frame indices
         self.time_base = float(self.stream.time_base)
         self._decoded: Iterator | None = None  # the decoder's output since the last seek
         self._last = -1  # index of the last frame decoded (-1: none since the last seek)
-        self._seekable = True  # False once a seek landed past its key frame: then only decode forward
+        # AVI stores no presentation times: with B-frames its packet times are decode times, so
+        # frames are numbered by the decoder's output order and only ever decoded forward
+        self.by_order = by_order
+        self._seekable = not by_order  # False once a seek landed past its key frame: then only decode forward
         self.decoded = 0  # frames the decoder produced (what the seek-or-continue choice minimizes)
         pixels = next(self._decode([0]))[1]
         rate = self.stream.average_rate or self.stream.guessed_rate or 0
@@ -322,14 +325,15 @@ class _PyAVReader:
             chunk = indices[start : start + DECODE_BATCH]
             by_index = dict(self._decode(sorted(set(chunk))))
             for i in chunk:
-                yield i, by_index[i], float(self.pts[i]) * self.time_base
+                ts = i / self.info.fps if self.by_order and self.info.fps else float(self.pts[i]) * self.time_base
+                yield i, by_index[i], ts
 
     def _decode(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """RGB pixels of the ``wanted`` frames (ascending, unique)."""
         for t in wanted:
             key = int(self.keys[max(0, np.searchsorted(self.keys, t, side="right") - 1)])
             if not self._seekable:
-                if t <= self._last:
+                if t <= self._last or self._decoded is None:
                     self._rewind()
             elif t <= self._last or key > self._last:  # behind us, or a key frame is nearer than we are
                 self._seek(key)
@@ -356,6 +360,13 @@ class _PyAVReader:
     def _decode_to(self, t: int):
         for frame in self._decoded:
             self.decoded += 1
+            if self.by_order:
+                self._last += 1
+                if self._last > t:
+                    return None
+                if self._last == t:
+                    return frame
+                continue
             if frame.pts is None:
                 continue
             i = int(np.searchsorted(self.pts, frame.pts))
@@ -410,7 +421,9 @@ def _open_pyav(path: str, size: int, mtime_ns: int) -> _PyAVReader | None:
             container.close()
             return None
         _set_threads(stream)
-        return _PyAVReader(Path(path), container, sorted_pts, key_frames if len(key_frames) else np.zeros(1, int))
+        by_order = "avi" in container.format.name and bool(stream.codec_context.has_b_frames)
+        keys = key_frames if len(key_frames) else np.zeros(1, int)
+        return _PyAVReader(Path(path), container, sorted_pts, keys, by_order=by_order)
     except Exception as err:  # av.FFmpegError, MediaError (no first frame), ...
         log.debug("PyAV cannot read %s (%s); trying decord", path, err)
         return None

@@ -65,7 +65,7 @@ class M4Release(Adapter):
         sample = from_record(
             record.data, "m4", key=self.key_for(record)
         )  # a malformed record is a FormatError: invalid_annotation
-        check_sample(sample)  # the release's own defects, before any media is read
+        check_sample(sample, with_media=False)  # the release's own defects, before any media is read
         video = sample.record.get("video")
         if isinstance(video, str):
             info = self.video_info(video, folder_fps=self.params.folder_fps)

@@ -84,7 +84,7 @@ class STRelease(Adapter):
         sample = from_record(
             record.data["record"], "st", key=self.key_for(record)
         )  # a malformed record is a FormatError: invalid_annotation
-        check_sample(sample)  # the release's own defects, before any media is read
+        check_sample(sample, with_media=False)  # the release's own defects, before any media is read
         folder = record.data["data_folder"]
         video = sample.record.get("video")
         if isinstance(video, str):

@@ -5,7 +5,6 @@ from m4_pipeline.sample import Media
 from m4_pipeline.validate import validate_sample
 from tests.test_formats import M4_RELEASED, ST_RELEASED
 
-
 IMAGES = [Media("image", 0, b"a"), Media("image", 1, b"b")]
 FRAMES = [Media("frame", 0, b"", frame_index=5 + i, timestamp=0.0) for i in range(100)]
 

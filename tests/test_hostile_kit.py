@@ -86,3 +86,12 @@ def test_an_unusable_id_quarantines_its_record_instead_of_renaming_it(tmp_path):
     with pytest.raises(Exception) as err:
         LLaVAMix(tmp_path).build(again)
     assert getattr(err.value, "reason", "") == "invalid_annotation"
+
+
+def test_a_misspelt_declarative_choice_stops_the_recipe_load(tmp_path):
+    from m4_pipeline.recipe import RecipeError, load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsources:\n  - {adapter: nextqa, params: {frame_strategy: random}}\n")
+    with pytest.raises(RecipeError, match="frame_strategy: 'random' is not one of 'uniform', 'fps'"):
+        load_recipe(recipe)

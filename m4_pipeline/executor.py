@@ -186,6 +186,7 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
     # Per-operator reservations kept one of two CPUs idle on small machines (measured: 1.06 -> 1.74
     # tasks in flight on 2 CPUs); every stage here is CPU-bound with num_cpus=1, so share freely.
     ctx.op_resource_reservation_enabled = False
+    ctx.raise_original_map_exception = True  # a BuildError in a task reaches the driver as itself
 
     out_dir = out.folder
     staging = out.staging(run)
@@ -215,8 +216,11 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
         near_config = recipe.dedup.near_config() if recipe.dedup.needs_signatures else None
 
         def stage(unit: dict) -> list[dict]:
-            return process_unit(unit, staging, recipe_name=name, recipe_version=version, recipe_sha256=sha,
-                                exact_key=exact_key, near_config=near_config)  # fmt: skip
+            try:
+                return process_unit(unit, staging, recipe_name=name, recipe_version=version, recipe_sha256=sha,
+                                    exact_key=exact_key, near_config=near_config)  # fmt: skip
+            except BuildError as err:  # as a plain BuildError: subclasses need not survive pickling
+                raise BuildError(str(err)) from None
 
         ds = ray.data.from_items(todo, override_num_blocks=len(todo)).flat_map(stage, **limits)
         with tqdm(total=total, initial=len(rows), desc="samples", unit="rec", disable=not progress) as bar:
@@ -281,8 +285,8 @@ def _build_error_in(err: BaseException) -> BaseException | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, BuildError):
-            return e
+        if isinstance(e, BuildError) and not type(e).__module__.startswith("ray"):
+            return e  # the task's own error, not Ray's wrapper that also passes for one
         stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return None
 

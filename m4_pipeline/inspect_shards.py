@@ -43,8 +43,8 @@ def iter_samples(paths: list[Path]) -> Iterator[tuple[str, Sample | None, str | 
         try:
             record = json.loads(item["json"])
             sample = from_shard_json(record, key, [v for _, v in media])
-        except (json.JSONDecodeError, FormatError, TypeError) as err:
-            yield shard, None, f"{key}: {err}"
+        except (json.JSONDecodeError, FormatError, TypeError, UnicodeDecodeError) as err:
+            yield shard, None, str(err) if str(err).startswith(f"{key}:") else f"{key}: {err}"
             continue
         if [i for i, _ in media] != list(range(len(sample.media))):
             yield (
@@ -108,7 +108,7 @@ def validate_shards(path: str | Path, *, progress: bool = False) -> dict:
         for _, sample, error in iter_samples([shard]):
             count += 1
             if error:
-                problems.append(error)
+                problems.append(f"{shard.name}: {error}")
             if sample is not None:
                 problems += [str(p) for p in validate_sample(sample)]
     if index is not None:

@@ -151,7 +151,7 @@ def process_unit(
     with adapter.src.recording() as reads:
         for ordinal, rec_json in json.loads(unit["records"]):
             record = RawRecord.from_json(rec_json)
-            row = _process_record(adapter, unit["source"], ordinal, record, key_of, near_config,
+            row = process_record(adapter, unit["source"], ordinal, record, key_of, near_config,
                                   recipe_name, recipe_version, recipe_sha256)  # fmt: skip
             if row["status"] == "ok":
                 row["fragment"] = f"{unit['unit_id']}.tar"
@@ -163,7 +163,9 @@ def process_unit(
     return rows
 
 
-def _process_record(adapter, source, ordinal, record, key_of, near_config, *recipe) -> dict:
+def process_record(adapter, source, ordinal, record, key_of, near_config, *recipe) -> dict:
+    """One record through every per-record step; its outcome row (``_files`` holds the members of
+    a sample to write). Only a :class:`BuildError` escapes."""
     row = {"source": source, "ordinal": ordinal, "source_file": record.source_file, "locator": record.locator,
            "key": "", "status": "ok", "reason": "", "detail": "", "fingerprint": "", "content": "", "nbytes": 0,
            "members": [], "fragment": "", "signature": ""}  # fmt: skip

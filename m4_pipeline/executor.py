@@ -83,6 +83,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     return ray
 
 
+def _ray_where(ray, address: str | None) -> str:
+    """The cluster joined, or the local Ray's session folder (its processes' logs and sockets)."""
+    if address:
+        return address
+    try:
+        return ray._private.worker._global_node.get_session_dir_path()
+    except AttributeError:
+        return "local"
+
+
 def _auth_token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True
@@ -165,7 +175,7 @@ def run_build(
     identity = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "sources": str(sources_dir),
                 "pipeline_version": __version__}  # fmt: skip
     ray = init_ray(ray_address, num_cpus, verbose=verbose)  # the environment, before the folder is touched
-    with out.held():
+    with out.held({"ray": _ray_where(ray, ray_address or os.environ.get("RAY_ADDRESS"))}):
         run = out.begin(identity, resume=resume, overwrite=overwrite)
         with logging_redirect_tqdm():
             manifest = _build(ray, recipe, sources_dir, out, run, units, listing, inputs, started=started,

@@ -139,8 +139,8 @@ def _what_changed(old: dict, new: dict) -> str:
 
 
 def _holder() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": " ".join(sys.argv)[:300]}  # fmt: skip
+    return {"pid": os.getpid(), "pgid": os.getpgid(0), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)[:300]}  # fmt: skip
 
 
 def _read_holder(fd: int) -> dict:
@@ -180,7 +180,9 @@ class OutputLock:
         self.path = folder / LOCK_NAME
         self.fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, info: dict | None = None) -> None:
+        """Take the lock or raise :class:`OutputError` naming its holder; ``info`` is recorded
+        beside pid, process group, host and command (the build's Ray, for cleaning up after a kill)."""
         for _ in range(5):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -213,7 +215,7 @@ class OutputLock:
                             _describe(previous))  # fmt: skip
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, json.dumps(_holder()).encode())
+            os.write(fd, json.dumps({**_holder(), **(info or {})}).encode())
             os.fsync(fd)
             self.fd = fd
             return
@@ -352,13 +354,13 @@ class OutputFolder:
         return None
 
     @contextmanager
-    def held(self):
+    def held(self, info: dict | None = None):
         """Create the folder and hold its lock for the ``with`` block."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except (PermissionError, FileExistsError, NotADirectoryError) as err:
             raise OutputError(f"cannot create --out {self.folder}: {err.strerror}") from None
-        self.lock.acquire()
+        self.lock.acquire(info)
         try:
             yield self
         finally:

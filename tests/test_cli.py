@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +219,35 @@ def test_export_never_writes_outside_out(tmp_path):
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["deep/out/images/ok/c.jpg", "deep/out/images/ok/d.jpg", "deep/out/m4_instruct_annotations.json",
                        "shards/s-000000.tar"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_terminal_holds_our_output_only(miniatures, tmp_path):
+    """Ray's INFO/WARNING lines (execution plans, the token notice) never interleave with our
+    progress bars: build, validate, stats, export, each in a fresh process with its own Ray."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsources:\n  - {adapter: llava_mix}\n")
+    out = tmp_path / "out"
+    commands = [
+        ["build", str(recipe), "--sources", str(miniatures), "--out", str(out), "--num-cpus", "1"],
+        ["validate", str(out)],
+        ["stats", str(out), "--tokenizer", "approx", "--num-cpus", "1"],
+        ["export", "parquet", str(out), "--out", str(tmp_path / "pq")],
+    ]
+    python_log = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|WARNING|DEBUG)"  # Ray's Python loggers
+    ray_line = re.compile(rf"{python_log}|^\[\d{{4}}-\d\d-\d\d .*\] |streaming_executor")  # and its C++ ones
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    for argv in commands:
+        proc = subprocess.run([sys.executable, "-m", "m4_pipeline.cli", *argv], capture_output=True, text=True,
+                              cwd=root, env=env, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+        lines = (proc.stdout + proc.stderr).replace("\r", "\n").splitlines()
+        foreign = [line for line in lines if ray_line.search(line)]
+        assert not foreign, (argv[0], foreign[:5])
+        if argv[0] in ("build", "validate", "stats", "export"):
+            assert "%|" in proc.stderr, f"{argv[0]}: no progress bar"

@@ -121,15 +121,37 @@ def test_sigkill_of_the_driver_alone_then_the_next_builds(reference, miniatures,
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its Ray processes stay behind
         proc.wait()
         lock = json.loads((out / ".m4-build.lock").read_text())
-        assert lock["pid"] == proc.pid
+        assert lock["pid"] == lock["pgid"] == proc.pid and lock["ray"].startswith("/tmp")
+        assert in_group(proc.pid), "no Ray process outlived the driver: nothing was tested"
         argv = ["build", str(small_shards_recipe), "--sources", str(miniatures), "--out", str(out), "-q"]
         assert main([*argv, "--resume"]) == 0
         assert shard_bytes(out) == shard_bytes(reference)
         assert main(argv) == 0  # a fresh build over its own previous output: no --overwrite needed
         assert shard_bytes(out) == shard_bytes(reference)
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
+        # the README's clean-up: the process group the lock file names
+        os.killpg(lock["pgid"], signal.SIGTERM)
+        deadline = time.time() + 60
+        while in_group(lock["pgid"]):
+            assert time.time() < deadline, f"left behind: {in_group(lock['pgid'])}"
+            time.sleep(0.5)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the killed build's leftover Ray processes (its own group)
+        if in_group(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def in_group(pgid: int) -> list[str]:
+    """The live (not zombie) processes of a process group, by name."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if int(rest[2]) == pgid and rest[0] != "Z":
+            out.append(name)
+    return out
 
 
 def test_two_builds_into_one_folder_the_second_is_refused(miniatures, small_shards_recipe, tmp_path, capsys):

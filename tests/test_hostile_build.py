@@ -198,3 +198,17 @@ def test_a_second_build_replaces_only_its_own_outputs(built):
     for rel, data in built["foreign"].items():
         assert (out / rel).read_bytes() == data
     assert not (out / "_work").exists() and not (out / ".m4-build.lock").exists()
+
+
+def test_the_kit_fixes_hold_on_the_corpus(built):
+    """Issue #10's items the adapter kit fixed, checked on the built corpus: VidSTG entries sharing
+    one video and segment are all kept (keyed by entry position) and a ground truth ending at
+    ``end_fid == frame_count`` is valid; M4 ``metadata.split`` is the source split; ScanQA's
+    render intrinsics are scaled to the rendered size (96x72 from ScanNet's 1296x968)."""
+    assert built["clean"]["sources"]["vidstg"]["quarantined"] == {}
+    records = {item["__key__"]: json.loads(item["json"]) for item in shard_members(built["out"])}
+    assert {f"vidstg-train-{i}-c0" for i in range(3)} <= set(records)
+    splits = {(k.split("-")[0], r["metadata"]["split"]) for k, r in records.items() if "metadata" in r}
+    assert {("nlvr2", "dev"), ("nlvr2", "train"), ("nextqa", "val"), ("nextqa", "train")} <= splits
+    view = next(r for k, r in records.items() if k.startswith("scanqa-"))["provenance"]["media"][0]
+    assert view["size"] == [96, 72] and view["intrinsics"][0][0] == pytest.approx(1170.19 * 96 / 1296, rel=1e-3)

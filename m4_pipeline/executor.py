@@ -39,6 +39,7 @@ from .process import (
     process_unit,
     resolve_duplicates,
     stale_units,
+    unit_marker,
 )
 from .recipe import Recipe
 from .writer import ShardPlan, completed_shard, dump_json, plan_digest, plan_shards, write_atomic, write_shard
@@ -209,8 +210,11 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
                 source,
                 ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else ""),
             )
-            redo = {u["unit_id"] for u in units if u["source"] == source}
-            finished = {k: v for k, v in finished.items() if k not in redo}
+            redo = {u["unit_id"] for u in units if u["source"] == source} & set(finished)
+            for unit_id in redo:  # removed before the run file takes the new fingerprints: a second kill
+                # (before they are redone) cannot make them look finished again
+                unit_marker(staging, unit_id).unlink(missing_ok=True)
+                finished.pop(unit_id)
     run["inputs"] = inputs
     out.write_run(run)
     rows: list[dict] = [row for u in units for row in finished.get(u["unit_id"], {}).get("rows", [])]

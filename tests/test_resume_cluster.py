@@ -240,4 +240,8 @@ def test_two_node_token_cluster_survives_losing_its_worker_node(reference, minia
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        shutil.rmtree(temp, ignore_errors=True)
+        for _ in range(20):  # the nodes' processes may still be exiting (and writing logs)
+            shutil.rmtree(temp, ignore_errors=True)
+            if not os.path.exists(temp):
+                break
+            time.sleep(0.5)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from .errors import BuildError
-from .executor import ResumeError
 from .recipe import RecipeError, load_recipe
 from .resources import recipes_dir
 
@@ -55,7 +54,9 @@ def cmd_build(args) -> int:
         num_cpus=args.num_cpus,
         max_workers=args.max_workers,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=not args.quiet,
+        verbose=args.verbose,
     )
     _print_manifest(manifest, Path(args.out))
     return 0
@@ -133,7 +134,9 @@ def cmd_demo(args) -> int:
         out / "shards",
         ray_address=args.ray_address,
         num_cpus=args.num_cpus,
+        overwrite=args.overwrite,
         progress=not args.quiet,
+        verbose=args.verbose,
     )
     _print_manifest(manifest, out / "shards")
     args.tokenizer, args.tolerance, args.scale = "auto", 0.1, 1.0
@@ -142,11 +145,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """Exit 0: every sample valid and the folder matches its index; 1: problems (listed); 2: not
+    a shard folder at all."""
     from .inspect_shards import validate_shards
 
-    report = validate_shards(args.shards)
+    report = validate_shards(args.shards, progress=not args.quiet)
     for p in report["problems"][: args.max_problems]:
         print(p)
+    more = len(report["problems"]) - args.max_problems
+    if more > 0:
+        print(f"... and {more} more problem(s)")
     print(f"{report['samples']} samples in {report['shards']} shard(s): {len(report['problems'])} problem(s)")
     return 1 if report["problems"] else 0
 
@@ -180,7 +188,8 @@ def distributed_stats(shards: str, args):
     def per_shard(path: Path) -> dict:
         return compute_stats([path], targets=targets, count_tokens=count_tokens, tokenizer_name=tokenizer).to_dict()
 
-    parts = map_shards(per_shard, shard_paths(shards), ray_address=args.ray_address, num_cpus=args.num_cpus)
+    parts = map_shards(per_shard, shard_paths(shards), ray_address=args.ray_address, num_cpus=args.num_cpus,
+                       progress=not args.quiet, verbose=args.verbose)  # fmt: skip
     total = Stats.from_dict(parts[0], targets=targets)
     for part in parts[1:]:
         total = total.merge(Stats.from_dict(part, targets=targets))
@@ -264,7 +273,8 @@ def cmd_audit(args) -> int:
     recipe = load_recipe(recipes_dir() / AUDIT_RECIPES[args.kind])
     out = Path(args.out)
     manifest = run_build(recipe, args.release, out, ray_address=args.ray_address, num_cpus=args.num_cpus,
-                         progress=not args.quiet)  # fmt: skip
+                         overwrite=args.overwrite, progress=not args.quiet, verbose=args.verbose,
+                         extra_outputs=("report",))  # fmt: skip
     _print_manifest(manifest, out)
     rows = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
     dups = [json.loads(line) for line in (out / "duplicates.jsonl").read_text().splitlines()]
@@ -280,13 +290,20 @@ def cmd_audit(args) -> int:
 def cmd_export(args) -> int:
     from . import export
 
+    progress = not args.quiet
     if args.format == "llava-json":
-        report = export.export_llava_json(args.shards, args.out)
+        report = export.export_llava_json(args.shards, args.out, progress=progress)
     elif args.format == "st-align":
-        stages = dict(item.split("=", 1) for item in args.stage)
-        report = export.export_st_align(args.shards, args.out, stages={k: int(v) for k, v in stages.items()})
+        stages = {}
+        for item in args.stage:
+            name, _, n = item.partition("=")
+            if not name or not n.isdigit():
+                raise ValueError(f"--stage {item!r}: expected SOURCE=N (N a stage number)")
+            stages[name] = int(n)
+        report = export.export_st_align(args.shards, args.out, stages=stages, relative=args.relative_paths,
+                                        progress=progress)  # fmt: skip
     else:
-        report = export.export_parquet(args.shards, args.out)
+        report = export.export_parquet(args.shards, args.out, progress=progress)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -308,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write the miniature corpus of every source, then build it")
     p.add_argument("--out", default="demo_out", help="output folder (sources/ and shards/ inside)")
     p.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe to build (default: recipes/demo.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="build into a shards folder that holds other files")
     ray_opts(p)
     p.set_defaults(func=cmd_demo)
 
@@ -316,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", required=True, help="folder holding each source at its recipe 'path'")
     p.add_argument("--out", required=True, help="output folder for shards, index, manifest, quarantine")
     p.add_argument("--resume", action="store_true", help="continue an interrupted build in --out (same recipe)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="build into a folder that holds files this tool did not write (they are kept, never deleted)",
+    )
     p.add_argument("--max-workers", type=int, default=None, help="cap on parallel tasks (default: all CPUs)")
     ray_opts(p)
     p.set_defaults(func=cmd_build)
@@ -323,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="read shards back and validate every sample")
     p.add_argument("shards", help="a shard folder or one .tar")
     p.add_argument("--max-problems", type=int, default=50, help="problems to print")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
 
     def audit_opts(p):
@@ -374,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", help="the release's folder, in its published layout")
     p.add_argument("--kind", choices=sorted(AUDIT_RECIPES), required=True, help="m4: M4-Instruct-Data, st: ST-Align")
     p.add_argument("--out", required=True, help="output folder (shards, manifest, quarantine table)")
+    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds other files (kept)")
     audit_opts(p)
     p.set_defaults(func=cmd_audit)
 
@@ -383,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--stage", action="append", default=[], metavar="SOURCE=N",
                    help="st-align: the training stage of a source (default 3)")  # fmt: skip
+    p.add_argument("--relative-paths", action="store_true",
+                   help="st-align: json_path / data_folder relative to the stage YAML (default: absolute)")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="a self-contained HTML report with a sample browser")
@@ -414,15 +442,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 1 the data has problems (validate, check-train); 2 a user, input or
+    environment error, told in one line without a traceback (``-v`` shows it); 130 interrupted."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
         return args.func(args)
-    except (RecipeError, FileNotFoundError, FileExistsError, ValueError, ResumeError, BuildError) as err:
-        print(f"m4: error: {err}", file=sys.stderr)
+    except (RecipeError, BuildError, OSError, ValueError) as err:
+        if args.verbose:
+            logging.getLogger(__name__).exception("details")
+        print(f"m4: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("m4: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(str(err).split("\n")[:3]).strip() or type(err).__name__
 
 
 if __name__ == "__main__":

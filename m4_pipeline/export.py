@@ -8,7 +8,11 @@
   written as an mp4 of exactly its 100 sampled frames (``meta.split`` becomes ``[0, 99]``, so the
   trainer's 100-frame rule picks exactly those frames; the source range stays in
   ``meta.source_split``).
-- ``parquet``: one file per shard, loadable with ``datasets.load_dataset("parquet", ...)``.
+- ``parquet``: one file per shard, loadable with ``datasets.load_dataset("parquet", ...)``, which
+  shows the record as a dict (a ``Json`` column) and the media as images.
+
+Every file is written inside the export folder: a path from a shard (untrusted) that would leave
+it is skipped as ``unsafe_path``.
 
 The shards themselves load with ``datasets.load_dataset("webdataset", ...,
 features=webdataset_features(shards))``: samples carry different numbers of media members,
@@ -19,89 +23,127 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import subprocess
 import tarfile
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
+from .errors import SourceError
 from .formats import to_record, to_shard_json
 from .inspect_shards import iter_samples, shard_paths
 from .media.images import encode_jpeg, open_image
 from .media.video import ffmpeg_binary
+from .paths import confined_output
 from .sample import Sample
+from .writer import write_atomic
 
 log = logging.getLogger(__name__)
 
 
-def export_llava_json(shards: str | Path, out: str | Path, *, name: str = "m4_instruct_annotations.json") -> dict:
-    """M4 samples as one JSON list + ``images/<record path>``; ST samples are left to st-align."""
+def _samples(shards: str | Path, progress: bool, desc: str):
+    """(shard, sample, error) of every shard, with a progress bar over the shards."""
+    from tqdm import tqdm
+
+    for shard in tqdm(shard_paths(shards), desc=desc, unit="shard", disable=not progress):
+        yield from iter_samples([shard])
+
+
+def export_llava_json(
+    shards: str | Path, out: str | Path, *, name: str = "m4_instruct_annotations.json", progress: bool = False
+) -> dict:
+    """M4 samples as one JSON list + ``images/<record path>``; ST samples are left to st-align.
+
+    Every file is written inside ``out``: a record whose image path would leave ``images/`` (an
+    absolute or ``..`` path in a shard) is skipped and counted as ``unsafe_path``."""
     out = Path(out)
     images = out / "images"
     records, skipped = [], Counter()
-    for _, sample, error in iter_samples(shard_paths(shards)):
+    for _, sample, error in _samples(shards, progress, "llava-json"):
         if sample is None or error:
             skipped["unreadable"] += 1
             continue
         if sample.family != "m4" or not isinstance(sample.record.get("image", []), list):
             skipped[f"family {sample.family}" if sample.family != "m4" else "video record"] += 1
             continue
-        for rel, data in zip(sample.record.get("image", []), _slot_images(sample)):
-            _write_once(images / rel, data)
+        try:
+            targets = [confined_output(images, rel, "image path") for rel in sample.record.get("image", [])]
+        except SourceError as err:
+            log.warning("%s: skipped: %s", sample.key, err)
+            skipped["unsafe_path"] += 1
+            continue
+        for target, data in zip(targets, _slot_images(sample)):
+            _write_once(target, data, out)
         records.append(to_record(sample))
     out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(json.dumps(records, ensure_ascii=False))
+    write_atomic(confined_output(out, name, "annotation file"), json.dumps(records, ensure_ascii=False).encode())
     return {"records": len(records), "json": str(out / name), "image_folder": str(images), "skipped": dict(skipped)}
 
 
 def export_st_align(
-    shards: str | Path, out: str | Path, *, stages: dict[str, int] | None = None, default_stage: int = 3
+    shards: str | Path,
+    out: str | Path,
+    *,
+    stages: dict[str, int] | None = None,
+    default_stage: int = 3,
+    relative: bool = False,
+    progress: bool = False,
 ) -> dict:
-    """ST samples as ``stage<N>/<dataset>.json`` + ``stage<N>.yaml``, media under ``data/``.
+    """ST samples as ``stage<N>/<source>.json`` + ``stage<N>.yaml``, media under ``data/``.
 
     ``stages`` maps a source (provenance dataset) to its training stage (STVG, SVG and ELC, the
-    tasks built here, are stage 3)."""
-    out = Path(out)
+    tasks built here, are stage 3). Each stage YAML holds one entry per source, as LLaVA-ST's
+    trainer expects; its ``json_path`` and ``data_folder`` are absolute (the trainer opens them
+    from its own working directory), or with ``relative`` relative to the YAML's folder."""
+    out = Path(out).absolute()
     data = out / "data"
     by_file: dict[tuple[int, str], list[dict]] = defaultdict(list)
     skipped = Counter()
-    for _, sample, error in iter_samples(shard_paths(shards)):
+    for _, sample, error in _samples(shards, progress, "st-align"):
         if sample is None or error or sample.family != "st":
             skipped["unreadable" if sample is None or error else f"family {sample.family}"] += 1
             continue
         record = to_record(sample)
-        if "video" in record:
-            rel = f"videos/{sample.key}.mp4"
-            _frames_to_mp4([m.data for m in sample.media], data / rel)
-            meta = dict(record.get("meta") or {})
-            if "split" in meta:
-                meta["source_split"] = meta["split"]
-            meta["split"] = [0, len(sample.media) - 1]
-            record["video"], record["meta"] = rel, meta
-        elif "image" in record:
-            paths = record["image"] if isinstance(record["image"], list) else [record["image"]]
-            for rel, blob in zip(paths, _slot_images(sample)):
-                _write_once(data / rel, blob)
+        try:
+            if "video" in record:
+                rel = f"videos/{sample.key}.mp4"
+                _frames_to_mp4([m.data for m in sample.media], confined_output(data, rel, "video"), out)
+                meta = dict(record.get("meta") or {})
+                if "split" in meta:
+                    meta["source_split"] = meta["split"]
+                meta["split"] = [0, len(sample.media) - 1]
+                record["video"], record["meta"] = rel, meta
+            elif "image" in record:
+                paths = record["image"] if isinstance(record["image"], list) else [record["image"]]
+                targets = [confined_output(data, rel, "image path") for rel in paths]
+                for target, blob in zip(targets, _slot_images(sample)):
+                    _write_once(target, blob, out)
+        except SourceError as err:
+            log.warning("%s: skipped: %s", sample.key, err)
+            skipped["unsafe_path"] += 1
+            continue
         dataset = sample.provenance.dataset if sample.provenance else "st"
         stage = (stages or {}).get(dataset, default_stage)
         by_file[(stage, dataset)].append(record)
     yamls = {}
     for stage in sorted({s for s, _ in by_file}):
         entries = []
+        yaml_path = out / f"stage{stage}.yaml"
         for (s, dataset), records in sorted(by_file.items()):
             if s != stage:
                 continue
-            json_path = out / f"stage{stage}" / f"{dataset}.json"
+            json_path = confined_output(out, f"stage{stage}/{_file_name(dataset)}.json", "stage file")
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(records, ensure_ascii=False))
-            entries.append(
-                f"  - json_path: {json_path}\n    sampling_strategy: all\n    source: {dataset}\n"
-                f"    data_folder: {data}\n"
-            )
-        yamls[stage] = out / f"stage{stage}.yaml"
-        yamls[stage].write_text("datasets:\n" + "".join(entries))
+            write_atomic(json_path, json.dumps(records, ensure_ascii=False).encode())
+            entries.append({"json_path": _shown(json_path, yaml_path, relative), "sampling_strategy": "all",
+                            "source": dataset, "data_folder": _shown(data, yaml_path, relative)})  # fmt: skip
+        write_atomic(yaml_path, yaml.safe_dump({"datasets": entries}, sort_keys=False).encode())
+        yamls[stage] = yaml_path
     return {
         "records": sum(len(r) for r in by_file.values()),
         "stage_yamls": {k: str(v) for k, v in yamls.items()},
@@ -109,19 +151,46 @@ def export_st_align(
     }
 
 
-def export_parquet(shards: str | Path, out: str | Path) -> dict:
-    """One parquet file per shard: key, family, dataset, record (JSON text), media, media_ext."""
+def _shown(path: Path, yaml_path: Path, relative: bool) -> str:
+    return os.path.relpath(path, yaml_path.parent) if relative else str(path)
+
+
+def _file_name(name: str) -> str:
+    """A dataset name as a file name (names come from the shards: untrusted)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "dataset"
+
+
+# The parquet files' features, as Hugging Face ``datasets`` reads them from the schema metadata:
+# the record as Json (datasets >= 4.7), the media as a list of Image.
+_PARQUET_FEATURES = {
+    "key": {"dtype": "string", "_type": "Value"},
+    "family": {"dtype": "string", "_type": "Value"},
+    "dataset": {"dtype": "string", "_type": "Value"},
+    "record": {"_type": "Json"},
+    "images": {"feature": {"_type": "Image"}, "_type": "List"},
+}
+
+
+def export_parquet(shards: str | Path, out: str | Path, *, progress: bool = False) -> dict:
+    """One parquet file per shard: ``key``, ``family``, ``dataset``, ``record`` (the shard's JSON,
+    provenance included, as a JSON column) and ``images`` (every media item in order, as images
+    with bytes and their member name). ``datasets.load_dataset("parquet", ...)`` shows the
+    record as a dict and the images as PIL images."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files, total = [], 0
-    schema = pa.schema([
-        ("key", pa.string()), ("family", pa.string()), ("dataset", pa.string()), ("record", pa.string()),
-        ("media", pa.list_(pa.binary())), ("media_ext", pa.list_(pa.string())),
-    ])  # fmt: skip
-    for shard in shard_paths(shards):
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema(
+        [("key", pa.string()), ("family", pa.string()), ("dataset", pa.string()), ("record", pa.json_()),
+         ("images", pa.list_(image))],
+        metadata={"huggingface": json.dumps({"info": {"features": _PARQUET_FEATURES}})},
+    )  # fmt: skip
+    from tqdm import tqdm
+
+    for shard in tqdm(shard_paths(shards), desc="parquet", unit="shard", disable=not progress):
         rows = {name: [] for name in schema.names}
         for _, sample, error in iter_samples([shard]):
             if sample is None or error:
@@ -130,10 +199,15 @@ def export_parquet(shards: str | Path, out: str | Path) -> dict:
             rows["family"].append(sample.family)
             rows["dataset"].append(sample.provenance.dataset if sample.provenance else "")
             rows["record"].append(json.dumps(to_shard_json(sample), ensure_ascii=False))
-            rows["media"].append([m.data for m in sample.media])
-            rows["media_ext"].append([m.ext for m in sample.media])
-        path = out / (shard.stem + ".parquet")
-        pq.write_table(pa.table(rows, schema=schema), path)
+            rows["images"].append([{"bytes": m.data, "path": f"{sample.key}.{i}.{m.ext}"}
+                                   for i, m in enumerate(sample.media)])  # fmt: skip
+        path = confined_output(out, shard.stem + ".parquet", "parquet file")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(pa.table(rows, schema=schema), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         files.append(str(path))
         total += len(rows["key"])
     return {"rows": total, "files": files}
@@ -180,20 +254,36 @@ def _slot_images(sample: Sample) -> list[bytes]:
     return out
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write a media file; samples that share a path share the same bytes, so skip repeats."""
+def _write_once(path: Path, data: bytes, out: Path) -> None:
+    """Write a media file (``path`` already confined to ``out``); samples that share a path share
+    the same bytes, so skip repeats. Folders are made one by one and never through a symlink."""
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    _make_parents(path, out)
+    write_atomic(path, data)
 
 
-def _frames_to_mp4(frames: list[bytes], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _make_parents(path: Path, out: Path) -> None:
+    current = out.resolve()
+    current.mkdir(parents=True, exist_ok=True)
+    for part in path.parent.relative_to(current).parts:
+        current = current / part
+        if current.is_symlink():
+            raise SourceError(f"{current} is a symlink: refusing to write through it", reason="unsafe_path")
+        current.mkdir(exist_ok=True)
+
+
+def _frames_to_mp4(frames: list[bytes], path: Path, out: Path) -> None:
+    _make_parents(path, out)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.mp4")
     with tempfile.TemporaryDirectory() as tmp:
         for i, data in enumerate(frames):
             (Path(tmp) / f"{i:05d}.jpg").write_bytes(data)
         cmd = [ffmpeg_binary(), "-loglevel", "error", "-y", "-framerate", "10", "-i", str(Path(tmp) / "%05d.jpg"),
                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p",
-               "-bitexact", "-map_metadata", "-1", str(path)]  # fmt: skip
-        subprocess.run(cmd, check=True)
+               "-bitexact", "-map_metadata", "-1", str(partial)]  # fmt: skip
+        try:
+            subprocess.run(cmd, check=True)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def iter_samples(paths: list[Path]) -> Iterator[tuple[str, Sample | None, str | 
         try:
             record = json.loads(item["json"])
             sample = from_shard_json(record, key, [v for _, v in media])
-        except (json.JSONDecodeError, FormatError, TypeError) as err:
-            yield shard, None, f"{key}: {err}"
+        except (json.JSONDecodeError, FormatError, TypeError, UnicodeDecodeError) as err:
+            yield shard, None, str(err) if str(err).startswith(f"{key}:") else f"{key}: {err}"
             continue
         if [i for i, _ in media] != list(range(len(sample.media))):
             yield (
@@ -55,24 +56,66 @@ def iter_samples(paths: list[Path]) -> Iterator[tuple[str, Sample | None, str | 
         yield shard, sample, None
 
 
-def validate_shards(path: str | Path) -> dict:
-    """Validate every sample against the template, and the shards against the index."""
-    paths = shard_paths(path)
+def shard_problem(path: Path) -> str | None:
+    """Why a file is not a complete tar shard (unreadable, garbage, truncated), or None."""
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for member in tf:
+                if member.isfile():
+                    fh = tf.extractfile(member)
+                    while fh.read(1 << 20):
+                        pass
+            end = tf.offset
+        with open(path, "rb") as fh:
+            fh.seek(end)
+            tail = fh.read(2 * tarfile.BLOCKSIZE)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        return f"{path.name}: not a readable tar shard ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    if len(tail) < 2 * tarfile.BLOCKSIZE or tail.strip(b"\0"):
+        return f"{path.name}: truncated (no end-of-archive marker after its last member, at byte {end})"
+    return None
+
+
+def validate_shards(path: str | Path, *, progress: bool = False) -> dict:
+    """Validate every sample against the template, each shard as a whole (a garbage or truncated
+    file is a problem, not a crash), and a build folder against its ``index.json`` (missing,
+    unreadable, a shard missing or not listed, a sha256 that differs)."""
+    from tqdm import tqdm
+
+    path = Path(path)
+    index_file = path / "index.json"
     problems: list[str] = []
+    index = None
+    if path.is_dir():
+        if not index_file.is_file():
+            problems.append("index.json: missing (the build did not finish, or this is not a build folder)")
+        else:
+            try:
+                index = {s["name"]: s for s in json.loads(index_file.read_text())["shards"]}
+            except (ValueError, KeyError, TypeError) as err:
+                problems.append(f"index.json: unreadable ({type(err).__name__}: {err})")
+        paths = sorted(path.glob("*.tar"))
+        if not paths and index is None:
+            raise FileNotFoundError(f"no .tar shards in {path}")
+    else:
+        paths = shard_paths(path)
     count = 0
-    for _, sample, error in iter_samples(paths):
-        count += 1
-        if error:
-            problems.append(error)
-        if sample is not None:
-            problems += [str(p) for p in validate_sample(sample)]
-    index_file = paths[0].parent / "index.json"
-    if Path(path).is_dir() and index_file.is_file():
-        index = {s["name"]: s for s in json.loads(index_file.read_text())["shards"]}
+    for shard in tqdm(paths, desc="validate", unit="shard", disable=not progress):
+        broken = shard_problem(shard)
+        if broken:
+            problems.append(broken)
+            continue
+        for _, sample, error in iter_samples([shard]):
+            count += 1
+            if error:
+                problems.append(f"{shard.name}: {error}")
+            if sample is not None:
+                problems += [str(p) for p in validate_sample(sample)]
+    if index is not None:
         on_disk = {p.name for p in paths}
         for name in sorted(set(index) ^ on_disk):
             problems.append(f"{name}: {'listed in index.json but missing' if name in index else 'not in index.json'}")
         for p in paths:
-            if p.name in index and file_sha256(p) != index[p.name]["sha256"]:
+            if p.name in index and file_sha256(p) != index[p.name].get("sha256"):
                 problems.append(f"{p.name}: sha256 differs from index.json")
     return {"shards": len(paths), "samples": count, "problems": problems}

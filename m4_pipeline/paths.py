@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -38,13 +39,19 @@ class SourceRoot:
             raise ValueError(f"symlinks {symlinks!r} is not one of {', '.join(SYMLINK_POLICIES)}")
         self.root = Path(root).resolve()  # the root itself may be reached through a link
         self.symlinks = symlinks
+        self._reads: dict[str, str] | None = None  # see recording()
 
     def __repr__(self) -> str:
         return f"SourceRoot({str(self.root)!r})"
 
     # --- the one check --------------------------------------------------------------------------
     def path(self, rel: str | os.PathLike, what: str = "path") -> Path:
-        """The confined absolute path for ``rel`` (which need not exist)."""
+        """The confined absolute path for ``rel`` (which need not exist), to be read."""
+        path = self._confine(rel, what)
+        self._note(path, "media")
+        return path
+
+    def _confine(self, rel: str | os.PathLike, what: str = "path") -> Path:
         if not isinstance(rel, (str, os.PathLike)) or isinstance(rel, bytes):
             raise SourceError(
                 reason="invalid_annotation", message=f"{what}: expected a path string, got {type(rel).__name__}"
@@ -69,15 +76,37 @@ class SourceRoot:
                 current = real
         return current
 
+    # --- what was read (for resume fingerprints) -----------------------------------------------
+    @contextmanager
+    def recording(self) -> Iterator[dict[str, str]]:
+        """Note every file or folder resolved for reading while inside: yields ``{rel: kind}``,
+        kind ``"annotation"`` (read through :meth:`annotation`) or ``"media"``. Probes
+        (``exists``, ``is_file``, ``is_dir``, ``glob``) are not reads."""
+        previous, self._reads = self._reads, {}
+        try:
+            yield self._reads
+        finally:
+            reads, self._reads = self._reads, previous
+            if previous is not None:
+                for rel, kind in reads.items():
+                    if previous.get(rel) != "annotation":
+                        previous[rel] = kind
+
+    def _note(self, path: Path, kind: str) -> None:
+        if self._reads is not None and path.is_relative_to(self.root):
+            rel = path.relative_to(self.root).as_posix()
+            if self._reads.get(rel) != "annotation":
+                self._reads[rel] = kind
+
     # --- reads ----------------------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
-        return self.path(rel).exists()
+        return self._confine(rel).exists()
 
     def is_file(self, rel: str) -> bool:
-        return self.path(rel).is_file()
+        return self._confine(rel).is_file()
 
     def is_dir(self, rel: str) -> bool:
-        return self.path(rel).is_dir()
+        return self._confine(rel).is_dir()
 
     def file(self, rel: str, what: str = "file") -> Path:
         """An existing media file (a missing one quarantines the record as ``missing_media``)."""
@@ -96,11 +125,12 @@ class SourceRoot:
         """An annotation or side file of the source: a missing or unsafe one is a configuration
         fault that stops the build (it is not a record), so it raises ``AnnotationFileError``."""
         try:
-            path = self.path(rel, "annotation file")
+            path = self._confine(rel, "annotation file")
         except SourceError as err:
             raise AnnotationFileError(rel, str(err)) from None
         if not path.is_file():
             raise AnnotationFileError(rel, f"annotation file not found under {self.root}")
+        self._note(path, "annotation")
         return path
 
     def open(self, rel: str, mode: str = "rb", what: str = "file") -> IO:
@@ -118,7 +148,7 @@ class SourceRoot:
         for p in self.root.glob(pattern):
             rel = p.relative_to(self.root).as_posix()
             try:
-                if self.path(rel).is_file():
+                if self._confine(rel).is_file():
                     out.append(rel)
             except SourceError:
                 continue
@@ -126,7 +156,7 @@ class SourceRoot:
 
     def walk_files(self, rel: str = ".") -> Iterator[str]:
         """Every file under ``rel`` (no symlinks followed), as sorted relative paths."""
-        base = self.path(rel)
+        base = self._confine(rel)
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):

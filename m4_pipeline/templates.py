@@ -88,7 +88,10 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _drop_last(v: Any, sep: str = "-") -> str:
-    return str(v).rsplit(sep, 1)[0]
+    text = str(v)
+    if sep not in text:  # "1000" has no last component to drop: the value is not what the mapping expects
+        raise ValueError(f"{v!r} has no {sep!r} to drop its last component at")
+    return text.rsplit(sep, 1)[0]
 
 
 def _last(v: Any, sep: str = "/") -> str:
@@ -222,7 +225,15 @@ def render(template: str, data: dict, where: str = "record", *, variables: Varia
             return variables.place(value, role)
         if value is None or isinstance(value, (dict, list)):
             raise SourceError(f"{where}: field {m.group(1)!r} is {type(value).__name__}, not text")
-        return str(value)
+        text = str(value)
+        if not m.group(1).lstrip().startswith("_"):  # a record's own text, not a computed value
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SourceError(f"{where}: field {m.group(1)!r}: not valid Unicode (a lone surrogate)") from None
+            if not text.strip():  # the template around it would hide that the source text is empty
+                raise SourceError(f"{where}: field {m.group(1)!r} is empty", reason="empty_text")
+        return text
 
     return _FIELD.sub(sub, template)
 

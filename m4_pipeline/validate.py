@@ -39,25 +39,28 @@ class ValidationError(SourceError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
-def check_sample(sample: Sample) -> None:
-    problems = validate_sample(sample)
+def check_sample(sample: Sample, *, with_media: bool = True) -> None:
+    problems = validate_sample(sample, with_media=with_media)
     if problems:
         raise ValidationError(problems)
 
 
-def validate_sample(sample: Sample) -> list[Problem]:
+def validate_sample(sample: Sample, *, with_media: bool = True) -> list[Problem]:
+    """Every problem of the sample. A sample must carry the media its placeholders and its
+    record promise; ``with_media=False`` checks a record before its media are loaded (the
+    release adapters check a record as released first, so its own defects are named)."""
     out: list[Problem] = []
 
     def bad(field: str, message: str) -> None:
         out.append(Problem(sample.key, field, message))
 
     _check_turns(sample, bad)
-    _check_placeholders(sample, bad)
+    _check_placeholders(sample, bad, with_media)
     _check_media(sample, bad)
     if sample.family == "m4":
         _check_m4_metadata(sample, bad)
     else:
-        _check_st(sample, bad)
+        _check_st(sample, bad, with_media)
     return out
 
 
@@ -88,9 +91,14 @@ def _record_paths(sample: Sample) -> tuple[str, int] | None:
     return None
 
 
-def _check_placeholders(sample: Sample, bad) -> None:
+def _check_placeholders(sample: Sample, bad, with_media: bool) -> None:
     pattern = _PLACEHOLDER[sample.family]
-    count = sum(len(pattern.findall(t.value)) for t in sample.conversations if isinstance(t.value, str))
+    count = 0
+    for i, t in enumerate(sample.conversations):
+        found = pattern.findall(t.value) if isinstance(t.value, str) else []
+        count += len(found)
+        if found and t.role != "human":  # the released loaders take media placeholders from human turns
+            bad(f"conversations[{i}].value", f"{found[0]} in a {t.role} turn: placeholders belong in human turns")
     paths = _record_paths(sample)
     if paths is not None:
         field, n = paths  # a video record names one path: one placeholder for the whole video
@@ -98,7 +106,7 @@ def _check_placeholders(sample: Sample, bad) -> None:
             bad(field, f"{count} placeholder(s) in the conversation but {n} path(s) in '{field}'")
     elif count:
         bad("image", f"{count} placeholder(s) in the conversation but the record names no media")
-    if sample.media and sample.num_slots != count:
+    if (with_media or sample.media) and sample.num_slots != count:
         bad("media", f"{count} placeholder(s) in the conversation but {sample.num_slots} media slot(s)")
     if sample.family == "st" and count == 0:
         bad("conversations", "an ST-Align sample must contain <image> or <video>")
@@ -139,13 +147,13 @@ def _check_m4_metadata(sample: Sample, bad) -> None:
         bad("choice_list", "a multi-choice sample needs a non-empty choice_list (or null)")
 
 
-def _check_st(sample: Sample, bad) -> None:
+def _check_st(sample: Sample, bad, with_media: bool) -> None:
     video = sample.record.get("video")
     if isinstance(video, str) and "shareVideoGPTV" in video:
         bad("video", "ST samples must not use 'shareVideoGPTV' paths (the loader reads those as 10 frames)")
     if video is not None:
         frames = [m for m in sample.media if m.kind == "frame"]
-        if sample.media and len(frames) != ST_FRAMES:
+        if (with_media or sample.media) and len(frames) != ST_FRAMES:
             bad("media", f"an ST-Align video needs exactly {ST_FRAMES} frames, got {len(frames)}")
         split = (sample.record.get("meta") or {}).get("split")
         if split is not None:

@@ -43,53 +43,65 @@ def member_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
-def write_tar(path: Path, members: list[tuple[str, bytes]], *, durable: bool = True) -> tuple[str, int]:
+def write_tar(
+    path: Path, members: list[tuple[str, bytes]], *, durable: bool = True, tmp_dir: Path | None = None
+) -> tuple[str, int]:
     """Write members to ``path`` atomically; return (sha256, size in bytes).
 
     The bytes are what ``tarfile`` writes in GNU format (headers, data padded to 512 bytes, two
     zero blocks, padding to a 10 KiB record), written directly and hashed on the way, which is
     faster than ``tarfile`` itself. The rename makes the file appear whole or not at all, even
     if the writer is killed; ``durable`` also fsyncs it first, so that a power loss cannot
-    leave a renamed but empty file behind."""
-    tmp = _temporary(path)
+    leave a renamed but empty file behind. ``tmp_dir`` (on the same file system) holds the
+    temporary file instead of ``path``'s folder, so a killed writer leaves nothing there."""
+    tmp = _temporary(path, tmp_dir)
     sha, size = hashlib.sha256(), 0
-    with open(tmp, "wb") as fh:
+    try:
+        with open(tmp, "wb") as fh:
 
-        def put(block: bytes) -> None:
-            nonlocal size
-            sha.update(block)
-            fh.write(block)
-            size += len(block)
+            def put(block: bytes) -> None:
+                nonlocal size
+                sha.update(block)
+                fh.write(block)
+                size += len(block)
 
-        for name, data in members:
-            put(member_header(name, len(data)))
-            put(data)
-            if len(data) % tarfile.BLOCKSIZE:
-                put(b"\0" * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
-        put(b"\0" * (2 * tarfile.BLOCKSIZE))
-        if size % tarfile.RECORDSIZE:
-            put(b"\0" * (tarfile.RECORDSIZE - size % tarfile.RECORDSIZE))
-        fh.flush()
-        if durable:
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+            for name, data in members:
+                put(member_header(name, len(data)))
+                put(data)
+                if len(data) % tarfile.BLOCKSIZE:
+                    put(b"\0" * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+            put(b"\0" * (2 * tarfile.BLOCKSIZE))
+            if size % tarfile.RECORDSIZE:
+                put(b"\0" * (tarfile.RECORDSIZE - size % tarfile.RECORDSIZE))
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a failed rename leaves no half file behind
+        raise
     return sha.hexdigest(), size
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a small file under a temporary name, then rename: readers see all of it or nothing."""
-    tmp = _temporary(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Write a small file under a temporary name, then rename: readers see all of it or nothing
+    (a disk that fills up leaves the previous file, or none, never a truncated one)."""
+    tmp = _temporary(path, tmp_dir)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def _temporary(path: Path) -> Path:
+def _temporary(path: Path, tmp_dir: Path | None = None) -> Path:
     """A temporary name of the writer's own: a task retried while its first attempt still runs
     (or a worker orphaned by a killed driver) must not write into the same temporary file."""
-    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    return (tmp_dir or path.parent) / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 def file_sha256(path: Path) -> str:
@@ -104,8 +116,17 @@ def file_sha256(path: Path) -> str:
 class ShardPlan:
     index: int
     name: str
-    entries: list[dict] = field(default_factory=list)  # outcome rows: key, fragment, members, nbytes
+    entries: list[dict] = field(default_factory=list)  # outcome rows: key, fragment, members, nbytes, content
     nbytes: int = 0
+    digest: str = ""  # what the shard will hold (see plan_digest): a resumed build keeps a shard only if equal
+
+
+def plan_digest(plan: ShardPlan, num_samples: dict[str, int], dedup: dict[str, dict]) -> str:
+    """A hash of everything that decides a shard's bytes: its samples' keys, member names and
+    content hashes, and the values filled in at write time."""
+    parts = [[e["key"], e["members"], e.get("content", ""), dedup.get(e["key"])] for e in plan.entries]
+    text = json.dumps([plan.name, parts, sorted(num_samples.items())], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def plan_shards(entries: list[dict], *, prefix: str, max_samples: int, max_bytes: int) -> list[ShardPlan]:
@@ -137,6 +158,9 @@ def write_shard(
     the adapter left it empty, and ``provenance.dedup`` for a sample that others duplicate.
     A ``<shard>.done.json`` marker in ``staging_dir`` follows the shard's rename.
     """
+    from .paths import confined_output
+
+    target = confined_output(out_dir, plan.name, "shard")
     members: list[tuple[str, bytes]] = []
     open_fragments: dict[str, tarfile.TarFile] = {}
     try:
@@ -153,10 +177,10 @@ def write_shard(
     finally:
         for tf in open_fragments.values():
             tf.close()
-    sha, size = write_tar(out_dir / plan.name, members)
+    sha, size = write_tar(target, members, tmp_dir=staging_dir)
     keys = [e["key"] for e in plan.entries]
     info = {"name": plan.name, "sha256": sha, "bytes": size, "samples": len(keys), "first_key": keys[0],
-            "last_key": keys[-1]}  # fmt: skip
+            "last_key": keys[-1], "plan": plan.digest}  # fmt: skip
     write_atomic(shard_marker(staging_dir, plan.name), json.dumps(info).encode())
     return info
 
@@ -165,13 +189,16 @@ def shard_marker(staging_dir: Path, name: str) -> Path:
     return staging_dir / f"{name}.done.json"
 
 
-def completed_shard(out_dir: Path, staging_dir: Path, name: str) -> dict | None:
-    """The marker of a shard a previous run finished, if the shard on disk still matches it."""
-    marker, shard = shard_marker(staging_dir, name), out_dir / name
+def completed_shard(out_dir: Path, staging_dir: Path, plan: ShardPlan) -> dict | None:
+    """The marker of a shard a previous run finished, if that run planned the same content and
+    the shard on disk still matches it."""
+    marker, shard = shard_marker(staging_dir, plan.name), out_dir / plan.name
     if not (marker.is_file() and shard.is_file()):
         return None
     info = json.loads(marker.read_text())
-    return info if file_sha256(shard) == info["sha256"] else None
+    if info.get("plan") != plan.digest or file_sha256(shard) != info["sha256"]:
+        return None
+    return info
 
 
 def _finalize_json(data: bytes, num_samples: dict[str, int], dedup: dict | None) -> bytes:

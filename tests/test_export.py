@@ -3,6 +3,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,8 +43,11 @@ def test_st_align_export_reads_like_llava_st(demo_build, tmp_path):
     report = export_st_align(out, tmp_path / "st")
     assert report["records"] == 6
     stage = yaml.safe_load((tmp_path / "st" / "stage3.yaml").read_text())
-    (entry,) = stage["datasets"]
+    (entry,) = stage["datasets"]  # one entry per source, as LLaVA-ST's trainer expects
     assert entry["sampling_strategy"] == "all" and entry["source"] == "vidstg"
+    # absolute: LLaVA-ST opens them from its own working directory, not from ours
+    assert Path(entry["json_path"]).is_absolute() and Path(entry["data_folder"]).is_absolute()
+    assert Path(entry["data_folder"]) == tmp_path / "st" / "data"
     samples = shard_samples(out)
     for record in json.loads(open(entry["json_path"]).read()):
         s, e = record["meta"]["split"]
@@ -65,9 +69,13 @@ def test_parquet_and_webdataset_load_with_hf_datasets(demo_build, tmp_path):
     report = export_parquet(out, tmp_path / "pq")
     ds = datasets.load_dataset("parquet", data_files=report["files"], split="train", cache_dir=str(tmp_path / "c1"))
     assert len(ds) == manifest["totals"]["written"] == report["rows"]
-    row = ds[0]
-    assert json.loads(row["record"])["provenance"]["dataset"] == row["dataset"]
-    assert len(row["media"]) == len(row["media_ext"]) > 0
+    assert ds.features["record"] == datasets.Json() and ds.features["images"] == datasets.List(datasets.Image())
+    for row in ds:  # the record is a dict and the media are images, with no decoding by hand
+        assert row["record"]["provenance"]["dataset"] == row["dataset"]
+        assert len(row["images"]) == len(row["record"]["provenance"]["media"]) > 0
+        assert all(isinstance(im, Image.Image) and im.size[0] > 0 for im in row["images"][:3])
+    st = next(r for r in ds if r["family"] == "st")
+    assert len(st["images"]) == 100 and st["record"]["variables"]["temporal_output_locations"]
     wds = datasets.load_dataset(
         "webdataset",
         data_files={"train": [str(p) for p in shard_paths(out)]},
@@ -80,3 +88,13 @@ def test_parquet_and_webdataset_load_with_hf_datasets(demo_build, tmp_path):
     assert st["99.jpg"] is not None and st["99.jpg"].size == (160, 96)
     m4 = next(r for r in wds if r["json"]["metadata"]["dataset"] == "NLVR2")
     assert m4["1.jpg"] is not None and m4["2.jpg"] is None
+
+
+def test_st_align_paths_relative_to_the_yaml_with_the_flag(demo_build, tmp_path, monkeypatch):
+    out, _ = demo_build
+    export_st_align(out, tmp_path / "rel", relative=True)
+    yaml_path = tmp_path / "rel" / "stage3.yaml"
+    (entry,) = yaml.safe_load(yaml_path.read_text())["datasets"]
+    assert entry["json_path"] == "stage3/vidstg.json" and entry["data_folder"] == "data"
+    monkeypatch.chdir(tmp_path)  # the trainer resolves them against the YAML's folder
+    assert (yaml_path.parent / entry["json_path"]).is_file() and (yaml_path.parent / entry["data_folder"]).is_dir()

@@ -5,16 +5,46 @@ from m4_pipeline.sample import Media
 from m4_pipeline.validate import validate_sample
 from tests.test_formats import M4_RELEASED, ST_RELEASED
 
+IMAGES = [Media("image", 0, b"a"), Media("image", 1, b"b")]
+FRAMES = [Media("frame", 0, b"", frame_index=5 + i, timestamp=0.0) for i in range(100)]
 
-def problems(record, family="m4", media=None):
+
+def problems(record, family="m4", media=None, with_media=False):
     sample = from_record(record, family, key="s1", media=media)
-    return [str(p) for p in validate_sample(sample)]
+    return [str(p) for p in validate_sample(sample, with_media=with_media or bool(media))]
 
 
 def test_valid_records_have_no_problems():
     assert problems(M4_RELEASED) == []
-    frames = [Media("frame", 0, b"", frame_index=5 + i, timestamp=0.0) for i in range(100)]
-    assert problems(ST_RELEASED, "st", frames) == []
+    assert problems(M4_RELEASED, media=IMAGES) == []
+    assert problems(ST_RELEASED, "st", FRAMES) == []
+
+
+def test_a_sample_carries_the_media_its_placeholders_and_record_promise():
+    # issue #10: two <image> and two paths but no media passed, as did an ST <video> with no frames
+    (p,) = problems(M4_RELEASED, with_media=True)
+    assert p == "s1: media: 2 placeholder(s) in the conversation but 0 media slot(s)"
+    out = problems(ST_RELEASED, "st", with_media=True)
+    assert "s1: media: 1 placeholder(s) in the conversation but 0 media slot(s)" in out
+    assert "s1: media: an ST-Align video needs exactly 100 frames, got 0" in out
+    assert problems(M4_RELEASED, media=IMAGES[:1]) == [
+        "s1: media: 2 placeholder(s) in the conversation but 1 media slot(s)"
+    ]
+
+
+def test_placeholders_belong_in_human_turns():
+    rec = copy.deepcopy(M4_RELEASED)
+    rec["conversations"][0]["value"] = "Source Image: <image>\nWhat changed?"
+    rec["conversations"][1]["value"] = "<image> A hat was added."  # count and paths agree: only the role is wrong
+    rec["image"] = rec["image"][:1] + ["MagicBrush/images/10956.jpg"]
+    out = problems(rec, media=IMAGES)
+    assert out == ["s1: conversations[1].value: <image> in a gpt turn: placeholders belong in human turns"]
+    st = copy.deepcopy(ST_RELEASED)
+    st["conversations"][0]["value"] = "When does the box move?"
+    st["conversations"][1]["value"] = "<video> During {<TEMP-OUTPUT><TEMP-OUTPUT>}."
+    assert "s1: conversations[1].value: <video> in a gpt turn: placeholders belong in human turns" in problems(
+        st, "st", FRAMES
+    )
 
 
 def test_placeholder_count_must_match_paths_magicbrush_defect():

@@ -65,11 +65,13 @@ class RawRecord:
     source_id: str  # the record's own id, used for the sample key
     data: Any = None
     error: str | None = None
+    reason: str = ""  # the quarantine reason of ``error`` ("" = parse_error)
     resume: list | None = None  # [part, i]: the part that reads on from this record's item, and its
     # index among the item's records (None: the listing cannot start here)
 
     def to_json(self) -> str:
-        return json.dumps([self.source_file, self.locator, self.source_id, self.data, self.error, self.resume])
+        return json.dumps([self.source_file, self.locator, self.source_id, self.data, self.error, self.reason,
+                           self.resume])  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> RawRecord:
@@ -166,12 +168,14 @@ class Adapter:
             yield from self.records(part)
 
     def record_of(self, item: Item) -> RawRecord:
+        """The record of an item; an id that is there but unusable (a lone surrogate, a list)
+        makes the record quarantined with that reason (it is keyed by file and position)."""
+        fallback = f"{PurePosixPath(item.file).stem}-{item.locator}"
         try:
             sid = self.source_id(item) if item.error is None else ""
-        except SourceError:
-            sid = ""
-        return RawRecord(item.file, item.locator, sid or f"{PurePosixPath(item.file).stem}-{item.locator}",
-                         item.data, item.error)  # fmt: skip
+        except SourceError as err:
+            return RawRecord(item.file, item.locator, fallback, item.data, f"{item.locator}: id: {err}", err.reason)
+        return RawRecord(item.file, item.locator, sid or fallback, item.data, item.error)
 
     # --- owned by the base class -------------------------------------------------------------
     def key_for(self, record: RawRecord) -> str:
@@ -181,7 +185,7 @@ class Adapter:
         self, record: RawRecord, *, recipe: str = "", recipe_version: str = "", recipe_sha256: str = ""
     ) -> Sample:
         if record.error is not None:
-            raise SourceError(record.error, reason="parse_error")
+            raise SourceError(record.error, reason=record.reason or "parse_error")
         sample = self.to_sample(record)
         sample.key = self.key_for(record)
         noted = sample.provenance or Provenance("", "", "")

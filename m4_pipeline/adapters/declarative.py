@@ -76,6 +76,23 @@ class DeclarativeParams(SourceParams):
     st_kind: str = ""  # the ST record's optional "type"
     miniature: dict = field(default_factory=dict)  # records per file (and side files) of the miniature
 
+    def __post_init__(self):
+        """A misspelt choice is a configuration fault, found before any record is built."""
+        for name, valid in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in valid:
+                raise BuildError(f"{name}: {value!r} is not one of {', '.join(repr(v) for v in valid)}")
+
+
+_CHOICES = {
+    "family": ("m4", "st"),
+    "frame_strategy": ("uniform", "fps"),
+    "frames_as": ("images", "video"),
+    "answer_kind": ("text", "index", "letter"),
+    "time_unit": ("", "seconds", "frames"),
+    "question_type": ("open-ended", "multi-choice"),
+}
+
 
 RESERVED = {"_split", "_images", "_options", "_letter", "_answer", "_span", "_start", "_end", "_video_id", "_frame",
             "_index", "_key", "_id", "_slot", "_file"}  # fmt: skip

@@ -101,7 +101,7 @@ class M4Release(Adapter):
         )  # a malformed record is a FormatError: invalid_annotation
         if self.params.role_repair == "swap" and _dataset(record.data) in self.params.swap_roles_in:
             _swap_roles(sample)
-        check_sample(sample)  # the release's own defects, before any media is read
+        check_sample(sample, with_media=False)  # the release's own defects, before any media is read
         video = sample.record.get("video")
         if isinstance(video, str):
             info = self.video_info(video, folder_fps=self.params.folder_fps)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import BuildError
 from ..media.images import encode_jpeg, read_image_file
-from ..media.render3d import POSE_STRATEGIES, ScanNetScene, TrajectoryPoses, ViewRenderer
+from ..media.render3d import POSE_STRATEGIES, ScanNetScene, TrajectoryPoses, ViewRenderer, _open3d
 from ..sample import Media, Sample
 from ..synthetic import room_mesh, scanner_poses, synthetic_image
 from ..templates import render
@@ -81,6 +81,10 @@ class ScanQA(Adapter):
 
     def source_id(self, item) -> str:
         return F.ident(item.data, "question_id", item.locator) if isinstance(item.data, dict) else ""
+
+    def preflight(self) -> None:
+        if self.params.view_source == "render":
+            _open3d()  # open3d missing stops the build here (BuildError), not once per record
 
     def _render(self, scene: ScanNetScene, key: str) -> tuple:
         """Rendered views of one scene (questions on a scene share its trajectory views)."""

@@ -34,7 +34,7 @@ from .base import Adapter, RawRecord, SourceError, SourceParams
 
 @dataclass
 class Params(SourceParams):
-    stages: list[str] = field(default_factory=lambda: ["stage1.yaml", "stage2.yaml", "stage3.yaml"])
+    stages: list[str] = field(default_factory=list)  # the stage YAMLs to read; [] = every stage*.yaml at the root
 
 
 class STRelease(Adapter):
@@ -60,10 +60,22 @@ class STRelease(Adapter):
         return self.cached(("dirs",), lambda: [str(p.relative_to(self.root)) for p in self.root.rglob("*")
                                                if p.is_dir() and not p.is_symlink()])  # fmt: skip
 
-    def list_records(self):
+    def stage_files(self) -> list[str]:
+        """The stage YAMLs: the ones the recipe names (each must exist), else every ``stage*.yaml``."""
+        if not self.params.stages:
+            found = self.src.glob("stage*.yaml")
+            if not found:
+                raise AnnotationFileError("stage*.yaml", f"no stage YAML at the root of {self.root}")
+            return found
         for stage_file in self.params.stages:
-            if not self.src.is_file(stage_file):
-                continue
+            self.src.annotation(stage_file)  # a missing or unsafe one stops the build, named
+        return list(self.params.stages)
+
+    def preflight(self) -> None:
+        self.stage_files()
+
+    def list_records(self):
+        for stage_file in self.stage_files():
             try:
                 stage = yaml.safe_load(self.src.annotation(stage_file).read_text()) or {}
             except yaml.YAMLError as err:
@@ -84,7 +96,7 @@ class STRelease(Adapter):
         sample = from_record(
             record.data["record"], "st", key=self.key_for(record)
         )  # a malformed record is a FormatError: invalid_annotation
-        check_sample(sample)  # the release's own defects, before any media is read
+        check_sample(sample, with_media=False)  # the release's own defects, before any media is read
         folder = record.data["data_folder"]
         video = sample.record.get("video")
         if isinstance(video, str):

@@ -185,6 +185,8 @@ def _load_mesh(path: str):
     mesh = o3d.io.read_triangle_mesh(path)
     if len(mesh.vertices) == 0:
         raise MediaError(f"{Path(path).name}: empty or unreadable mesh")
+    if len(mesh.triangles) == 0:  # a truncated PLY keeps its vertices and loses its faces: renders blank
+        raise MediaError(f"{Path(path).name}: mesh has {len(mesh.vertices)} vertices but no faces (truncated?)")
     if not mesh.has_vertex_normals():
         mesh.compute_vertex_normals()
     return mesh
@@ -228,7 +230,11 @@ class ViewRenderer:
             vis.poll_events()
             vis.update_renderer()
             buf = np.asarray(vis.capture_screen_float_buffer(do_render=True))
-            images.append((np.clip(buf, 0, 1) * 255).round().astype(np.uint8))
+            image = (np.clip(buf, 0, 1) * 255).round().astype(np.uint8)
+            # a view that shows (almost) nothing but the black background carries no content
+            if np.count_nonzero(image.max(axis=2) > 2) < 0.001 * image.shape[0] * image.shape[1]:
+                raise MediaError(f"{mesh_path.name}: view {len(images)} rendered blank (the camera sees no surface)")
+            images.append(image)
         return images
 
     def _visualizer(self, size, mesh, mesh_key):

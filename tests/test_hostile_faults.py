@@ -81,7 +81,7 @@ def test_a_truncated_mix_json_names_it_and_the_position(miniatures, tmp_path, ca
     ann = root / "llava_v1_5_mix665k.json"
     ann.write_text(ann.read_text()[:700])
     rc, err = build(tmp_path, recipe(tmp_path, "  - {adapter: llava_mix}\n"), capsys)
-    assert rc == 2 and "llava_v1_5_mix665k.json: malformed JSON in item 1" in err, err
+    assert rc == 2 and "llava_v1_5_mix665k.json at byte 437: malformed JSON in item 1" in err, err
     assert not (tmp_path / "out").exists()
 
 

@@ -56,6 +56,8 @@ def test_source_contract(miniatures, name):
 def _corrupt(path):
     """Append bad items in the file's own format; returns how many were added (0: format skipped)."""
     suffix = path.suffix.lower()
+    if suffix not in (".json", ".jsonl", ".csv", ".tsv"):
+        return 0  # binary or structured formats (parquet, pickle, XML, archives) have no appendable corruption
     text = path.read_text()
     if suffix == ".jsonl" or (suffix == ".json" and text.lstrip()[:1] == "{" and "\n{" in text.strip()):
         path.write_text(text.rstrip("\n") + '\n{"not json\n[1, 2]\n')

@@ -214,3 +214,20 @@ def test_vidstg_svg_and_elc_by_hand(mini):
     cls = get_adapter("vidstg")
     with pytest.raises(BuildError, match="declarative captions only"):
         cls(mini / "vidstg", cls.Params(task="elc", sentences=["questions"])).preflight()
+
+
+def test_an_exif_rotated_image_is_quarantined_not_paired_with_stale_boxes(tmp_path):
+    from PIL import Image
+
+    get_adapter("refcoco_mdetr").write_miniature(tmp_path)
+    path = tmp_path / "train2014" / "COCO_train2014_000000000009.jpg"
+    img = Image.open(path)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees": the pipeline would turn it upright, the boxes would not follow
+    img.save(path, "JPEG", exif=exif)
+    out = built("refcoco_mdetr", tmp_path)
+    assert [out[k] for k in ("refcoco-1000", "refcoco-1001", "refcoco-1002")] == ["bad_media"] * 3
+    adapter = get_adapter("refcoco_mdetr")(tmp_path)
+    record = next(r for r in adapter.list_records() if r.source_id == "refcoco-1000")
+    with pytest.raises(SourceError, match="EXIF rotation"):
+        adapter.build(record)

@@ -57,7 +57,7 @@ def _corrupt(path):
     """Append bad items in the file's own format; returns how many were added (0: format skipped)."""
     suffix = path.suffix.lower()
     if suffix not in (".json", ".jsonl", ".csv", ".tsv"):
-        return 0  # a binary format (parquet, a pickle) is not read as text
+        return 0  # binary or structured formats (parquet, pickle, XML, archives) have no appendable corruption
     try:
         text = path.read_text()
     except UnicodeDecodeError:

@@ -26,6 +26,7 @@ EXPECTED_ITEMS = {
     "refcoco/refcoco_testA": 4,
     "refcoco/refcoco+_testB": 4,
     "refcoco/refcocog_val": 4,
+    "flickr30k/test": 1,
 }
 
 
@@ -83,7 +84,8 @@ def test_malformed_layouts_fail_with_the_file_named(tmp_path):
     (tmp_path / "multi_image_in_domain.json").write_text('{"not": "a list"}')
     with pytest.raises(BenchmarkLayoutError, match="expected a JSON list"):
         list(read_evalset("llava_interleave", tmp_path))
-    with pytest.raises(KeyError, match="valid benchmarks: charades_sta, llava_interleave, refcoco, st_align"):
+    valid = "valid benchmarks: charades_sta, flickr30k, llava_interleave, refcoco, st_align"
+    with pytest.raises(KeyError, match=valid):
         read_evalset("mmbench", tmp_path)
 
 

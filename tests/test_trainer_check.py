@@ -80,6 +80,20 @@ def st_sample(key: str, temporal_outputs: list[float]) -> Sample:
     return Sample(key, "st", turns, record, frames, PROV)
 
 
+def st_image_sample(key: str) -> Sample:
+    """An ST image sample (REC): one image slot, a box in the answer."""
+    media = [Media("image", 0, encoded(11, "JPEG", (64, 48)), "jpg", size=[64, 48])]
+    variables = {name: [] for name in ST_VARIABLES.values()}
+    variables["spatial_width_output_locations"] = [0.125, 1.0]
+    variables["spatial_height_output_locations"] = [0.25, 1.0]
+    record = {"id": key, "image": f"coco/train2014/{key}.jpg", "variables": variables}
+    turns = [
+        Turn("human", "<image>\nWhere is the red ball?"),
+        Turn("gpt", "It appears at [<WIDTH-OUTPUT><HEIGHT-OUTPUT><WIDTH-OUTPUT><HEIGHT-OUTPUT>]."),
+    ]
+    return Sample(key, "st", turns, record, media, PROV)
+
+
 def write_shard(path, samples, drop=()):
     members = [m for s in samples for m in sample_members(s) if m[0] not in drop]
     write_tar(path, members)
@@ -90,8 +104,12 @@ GOOD = [
     m4_sample("good-m4", "Left: <image>\nRight: <image>\nSame colours?"),
     patch_sample("good-patch"),
     st_sample("good-st", [0.1, 0.5]),
+    st_image_sample("good-st-image"),
 ]
-LONG_TEXT = "Describe every shape in great detail, one by one, without skipping any. " * 40
+MAX_LENGTH = 3000  # above one ST video (2520 positions) plus its text
+LONG_TEXT = "Describe every shape in great detail, one by one, without skipping any. " * 300
+ST_LONG = st_sample("bad-st-long", [0.1, 0.5])
+ST_LONG.conversations[0].value += " " + LONG_TEXT[:3000]  # 2520 video positions + ~600 text tokens
 DEFECTS = {
     "bad-missing-image": (
         m4_sample("bad-missing-image", "<image> vs <image>: which is brighter?"),
@@ -105,6 +123,7 @@ DEFECTS = {
     "bad-too-long": (m4_sample("bad-too-long", "<image> <image>\n" + LONG_TEXT), "over_max_length"),
     "bad-image-cut": (m4_sample("bad-image-cut", LONG_TEXT + "<image> <image>"), "truncated_image_tokens"),
     "bad-jpeg": (m4_sample("bad-jpeg", "<image> and <image>?"), "bad_image"),
+    "bad-st-long": (ST_LONG, "over_max_length"),  # under OneVision's 101 tokens per video it would fit
 }
 DEFECTS["bad-jpeg"][0].media[1].data = encoded(3, "JPEG")[:200]  # truncated
 
@@ -113,7 +132,7 @@ DEFECTS["bad-jpeg"][0].media[1].data = encoded(3, "JPEG")[:200]  # truncated
 def defect_shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("defects")
     write_shard(root / "a-000000.tar", GOOD[:2] + [DEFECTS["bad-missing-image"][0]], drop={"bad-missing-image.1.png"})
-    write_shard(root / "a-000001.tar", [GOOD[2]] + [s for k, (s, _) in DEFECTS.items() if k != "bad-missing-image"])
+    write_shard(root / "a-000001.tar", GOOD[2:] + [s for k, (s, _) in DEFECTS.items() if k != "bad-missing-image"])
     return root
 
 
@@ -146,7 +165,10 @@ def test_full_architecture_matches_the_published_0_5b_models():
     assert m4.tokens_per_image() == 729 and m4.config.image_token_index == 151646
     assert (m4.config.text_config.hidden_size, m4.config.text_config.num_hidden_layers) == (1024, 24)
     assert m4.config.vision_config.num_hidden_layers == 26 and m4.config.vision_feature_select_strategy == "full"
-    assert st.tokens_per_video(100) == 100 * 14 * 14 + 1 and st.config.text_config.hidden_size == 896
+    assert st.config.text_config.hidden_size == 896
+    # LLaVA-ST's own counts (not OneVision's 100 x 14 x 14 + 1 pooling), on any architecture
+    assert st.tokens_per_video() == 100 * 9 + 20 * 81 == 2520 and st.tokens_per_image() == 27 * 27 == 729
+    assert built_in_setup("st", "tiny").tokens_per_video() == 2520
 
 
 def test_inputs_mask_system_and_user_and_expand_images(setups, tmp_path):
@@ -162,16 +184,21 @@ def test_inputs_mask_system_and_user_and_expand_images(setups, tmp_path):
     assert tuple(items["good-patch"].pixel_values.shape) == (1, 3, 28, 28)  # base patch only
     st = items["good-st"]
     assert tuple(st.pixel_values_videos.shape) == (1, 100, 3, 28, 28)
-    assert st.input_ids.count(151647) == 101  # 100 frames x 1 pooled token + newline
+    assert st.input_ids.count(151647) == 2520  # LLaVA-ST: 100 frames x 9 fast + 20 x 81 slow
     assert tok.decode([t for t in st.labels if t != IGNORE_INDEX]) == "During {<TEMP-OUTPUT><TEMP-OUTPUT>}.<|im_end|>\n"
+    image = items["good-st-image"]
+    assert image.skipped is None and tuple(image.pixel_values.shape) == (1, 3, 28, 28)
+    assert image.input_ids.count(151646) == 729 and image.pixel_values_videos is None  # LLaVA-ST's 27 x 27
+    assert tok.decode([t for t in image.labels if t != IGNORE_INDEX]).startswith("It appears at [<WIDTH-OUTPUT>")
 
 
 def test_planted_defects_fail_with_key_and_reason(setups, defect_shards):
-    report = run_check(defect_shards, CheckOptions(max_length=200, workers=2), setups)
+    report = run_check(defect_shards, CheckOptions(max_length=MAX_LENGTH, workers=2), setups)
     found = {e["key"]: reason for reason, entries in report["failures"].items() for e in entries}
     assert found == {key: reason for key, (_, reason) in DEFECTS.items()}
-    assert report["samples"] == 9 and report["passed"] == 3 and report["failed"] == 6 and not report["ok"]
-    assert report["model"]["samples"] == 3 and set(report["model"]["mean_loss"]) == {"m4", "st"}
+    assert report["samples"] == 11 and report["passed"] == 4 and report["failed"] == 7 and not report["ok"]
+    assert report["model"]["samples"] == 4 and set(report["model"]["mean_loss"]) == {"m4", "st"}
+    assert not report["skipped"]  # the ST image sample is checked, not skipped
     assert report["throughput"]["loader_samples_per_s"] > 0 and report["throughput"]["model_samples_per_s"] > 0
     detail = {e["key"]: e["detail"] for entries in report["failures"].values() for e in entries}
     assert "1 <TEMP-OUTPUT>" not in detail["bad-st-variables"] and "2 <TEMP-OUTPUT>" in detail["bad-st-variables"]
@@ -210,3 +237,26 @@ def test_demo_shards_of_every_domain_train(demo_build, setups):
     assert report["samples"] == manifest["totals"]["written"] == report["passed"]
     assert report["families"] == {"m4": 44, "st": 6} and not report["skipped"]
     assert report["model"]["samples"] == 50
+
+
+def test_loss_on_trained_positions_equals_the_full_loss_and_st_features_have_llava_st_shape(setups, tmp_path):
+    import torch
+
+    from m4_pipeline.train.check import _trained_loss
+    from m4_pipeline.train.loader import collate
+
+    shard = write_shard(tmp_path / "s.tar", GOOD)
+    items = {s.key: check_sample(sh, s, e, setups, 4096) for sh, s, e in iter_samples([shard])}
+    for family, keys in (("m4", ["good-m4", "good-patch"]), ("st", ["good-st"]), ("st", ["good-st-image"])):
+        setup = setups[family]
+        model = setup.build_model().train()
+        batch = collate([items[k] for k in keys], pad_id=0, device="cpu", dtype=torch.float32)
+        inputs = setup.model_inputs(model, batch)
+        if family == "st":
+            ((kind, out),) = inputs["mm_encoder_outputs"].items()
+            shapes = [tuple(t.shape) for t in out.pooler_output]
+            assert shapes == ([(2520, 64)] if kind == "video" else [(729, 64)])
+            if kind == "video":
+                continue  # full logits of 2600 positions x 152K tokens: the slow path this loss avoids
+        full = model(**dict(inputs)).loss
+        assert torch.allclose(_trained_loss(model, dict(inputs)), full, atol=1e-5)

@@ -1,4 +1,4 @@
-"""VidSTG spatial-temporal video grounding (STVG) as ST-Align samples, over VidOR videos.
+"""VidSTG as ST-Align's spatio-temporal tasks (STVG, SVG, ELC), over VidOR videos.
 
 Layout (github.com/Guaranteer/VidSTG-Dataset over the VidOR release)::
 
@@ -23,6 +23,17 @@ Frame conventions (VidOR's, as :func:`m4_pipeline.coords.frame_range` names them
 ``meta.split``; the ground truth must lie inside it. Each sentence is one sample: 100 frames over
 the split, the answer's span and the target's box tube (boxes at the sampled frames inside the
 span) written with LAPE placeholders, values in ``variables``.
+
+Tasks (``task``), after LLaVA-ST's demo queries and ``VidSTGChatDataset`` (inference/src/datasets.py):
+
+- ``stvg``: the sentence -> the span and the tube (every caption and question: ST-Align's
+  81K STVG = VidSTG's 80,684 training sentences);
+- ``svg``: the sentence and the span (as input) -> the tube (the same sentences: SVG 81K);
+- ``elc``: the start time and the target's box at the start frame -> "Ends in <e>, <caption>.
+  Object bounding box: <tube>" (declarative captions only: ELC 36K = 36,202 declarative
+  training sentences).
+
+The templates of SVG and ELC are ``@st_image/svg_*`` and ``@st_image/elc_*``.
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..coords import Box, Ops, Span, Tube, frame_range, norm_box
+from ..coords import Box, Ops, Span, Time, Tube, frame_range, norm_box
+from ..errors import BuildError
 from ..media.video import STRangeSampler
 from ..readers import load_json
 from ..sample import Sample
@@ -41,19 +53,29 @@ from . import fields as F
 from .base import Adapter, RawRecord, SourceError, SourceParams
 
 ST_FRAMES = 100
+TASKS = ("stvg", "svg", "elc")
+TASK_SENTENCES = {"stvg": ["captions", "questions"], "svg": ["captions", "questions"], "elc": ["captions"]}
 
 
 @dataclass
 class Params(SourceParams):
     split: str = "train"  # the VidSTG split: train | val | test
+    task: str = "stvg"  # stvg | svg | elc
     annotation_dir: str = "annotations"
     vidor_dir: str = "vidor"
     video_prefix: str = "vidor/video"  # the record's video path = prefix/<VidOR video_path>
-    sentences: list[str] = field(default_factory=lambda: ["captions", "questions"])
+    sentences: list[str] = field(
+        default_factory=list
+    )  # [] = the task's: captions+questions (stvg, svg), captions (elc)
     caption_prompt: str = "@st/stvg_caption_prompt"
     question_prompt: str = "@st/stvg_question_prompt"
     answer: str = "@st/stvg_answer"
     span_phrases: str = "@st/tvg_span_phrases"
+    svg_caption_prompt: str = "@st_image/svg_caption_prompt"
+    svg_question_prompt: str = "@st_image/svg_question_prompt"
+    svg_answer: str = "@st_image/svg_answer"
+    elc_prompt: str = "@st_image/elc_prompt"
+    elc_answer: str = "@st_image/elc_answer"
     max_tube_boxes: int = 0  # 0: one box per sampled frame inside the span
 
 
@@ -61,9 +83,21 @@ class VidSTG(Adapter):
     name = "vidstg"
     family = "st"
     Params = Params
-    description = "VidSTG spatial-temporal video grounding as ST-Align STVG (100 frames, LAPE tokens)"
-
+    description = "VidSTG as ST-Align STVG, SVG and ELC (100 frames, LAPE tokens)"
     reader = "json"
+
+    def preflight(self) -> None:
+        p = self.params
+        if p.task not in TASKS:
+            raise BuildError(f"{self.name}: task {p.task!r} is not one of {', '.join(TASKS)}")
+        unknown = [k for k in p.sentences if k not in ("captions", "questions")]
+        if unknown:
+            raise BuildError(f"{self.name}: sentences {unknown} are not 'captions' or 'questions'")
+        if p.task == "elc" and "questions" in p.sentences:
+            raise BuildError(f"{self.name}: ELC answers with the event's caption; it takes declarative captions only")
+
+    def _sentence_kinds(self) -> list[str]:
+        return list(self.params.sentences) or TASK_SENTENCES.get(self.params.task, TASK_SENTENCES["stvg"])
 
     def annotation_files(self) -> list[str]:
         return [f"{self.params.annotation_dir}/{self.params.split}_annotations.json"]
@@ -76,7 +110,7 @@ class VidSTG(Adapter):
             error = item.error or f"{rel} {item.locator}: not an object"
             return [RawRecord(rel, item.locator, f"{self.params.split}-{i}", None, error)]
         out = []
-        for kind in self.params.sentences:
+        for kind in self._sentence_kinds():
             sentences = entry.get(kind) or []
             for j, sentence in enumerate(sentences if isinstance(sentences, list) else [sentences]):
                 data = {"entry": entry, "kind": kind, "sentence": sentence}
@@ -125,9 +159,8 @@ class VidSTG(Adapter):
         ops = Ops()
         tube: list[tuple[float, Box]] = []
         for idx in dict.fromkeys(indices):  # repeated sampled frames (short segments) give one box
-            if span.start <= idx <= span.end and idx < len(trajectories):
-                boxes = trajectories[idx] if isinstance(trajectories[idx], list) else []
-                box = next((b.get("bbox") for b in boxes if isinstance(b, dict) and b.get("tid") == target), None)
+            if span.start <= idx <= span.end:
+                box = _target_box(trajectories, idx, target)
                 if box is not None:
                     xyxy = norm_box(box, width=width, height=height, fmt="xyxy", what=f"{where}: box at frame {idx}",
                                     ops=ops)  # fmt: skip
@@ -139,14 +172,29 @@ class VidSTG(Adapter):
             tube = [tube[round(i * step)] for i in range(p.max_tube_boxes)]
 
         notes: dict[str, str] = {}
-        prompt = self.template(notes, p.caption_prompt if kind == "captions" else p.question_prompt, record, "human")
+        text = description if kind == "captions" else description + "?"
         values = {
-            "description": description if kind == "captions" else description + "?",
-            "phrase": self.template(notes, p.span_phrases, record, "phrase"),
+            "description": text,
             "_span": Span(clip.time(span.start), clip.time(span.end)),
             "tube": Tube(tuple(tube)),
         }
-        answer = self.template(notes, p.answer, record, "gpt")
+        if p.task == "elc":
+            start_box = _target_box(trajectories, span.start, target)
+            if start_box is None:
+                raise SourceError(f"{where}: target {target} has no box at the span's first frame {span.start}")
+            values.update(start=Time(clip.time(span.start)), end=Time(clip.time(span.end)),
+                          start_box=Box(*norm_box(start_box, width=width, height=height, fmt="xyxy",
+                                                  what=f"{where}: box at frame {span.start}", ops=ops)))  # fmt: skip
+            prompt, answer = p.elc_prompt, p.elc_answer
+        elif p.task == "svg":
+            prompt = p.svg_caption_prompt if kind == "captions" else p.svg_question_prompt
+            answer = p.svg_answer
+        else:
+            prompt = p.caption_prompt if kind == "captions" else p.question_prompt
+            answer = p.answer
+        values["phrase"] = self.template(notes, p.span_phrases, record, "phrase")
+        prompt = self.template(notes, prompt, record, "human")
+        answer = self.template(notes, answer, record, "gpt")
         return self.st_sample(record, [("human", prompt, values), ("gpt", answer, values)],
                               video=f"{p.video_prefix}/{vidor['video_path']}", split=clip, media=media,
                               templates=notes, ops=ops.items)  # fmt: skip
@@ -154,6 +202,12 @@ class VidSTG(Adapter):
     @classmethod
     def write_miniature(cls, root: Path, *, seed: int = 0) -> None:
         _write_vidstg_miniature(root, seed=seed)
+
+
+def _target_box(trajectories: list, frame: int, target) -> dict | None:
+    """The target's VidOR box at ``frame`` (None when it is not annotated there)."""
+    boxes = trajectories[frame] if frame < len(trajectories) and isinstance(trajectories[frame], list) else []
+    return next((b.get("bbox") for b in boxes if isinstance(b, dict) and b.get("tid") == target), None)
 
 
 def _box_at(i: int, n: int, w: int, h: int) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..inspect_shards import shard_paths
-from .inputs import REASONS, SKIP_REASONS, CheckedSample, Failure
+from .inputs import IGNORE_INDEX, REASONS, SKIP_REASONS, CheckedSample, Failure
 from .loader import batch_key, collate, sample_loader
 from .models import Arch, FamilySetup, built_in_setup, pretrained_setup
 
@@ -181,7 +181,7 @@ def _train_step(
     batch = collate(items, pad_id=setup.tokenizer.pad_token_id or 0, device=device, dtype=dtype)
     try:
         try:
-            loss = model(**batch).loss
+            loss = _trained_loss(model, setup.model_inputs(model, batch))
         except (ValueError, RuntimeError, IndexError) as err:
             return fail("forward_error", f"{type(err).__name__}: {str(err)[:300]}")
         if not torch.isfinite(loss):
@@ -197,6 +197,20 @@ def _train_step(
         return []
     finally:
         model.zero_grad(set_to_none=True)
+
+
+def _trained_loss(model, inputs: dict) -> torch.Tensor:
+    """The causal-LM loss (mean over trained tokens, as transformers' ``ForCausalLMLoss``) with
+    logits computed only at the positions that predict a trained token: an ST sample is ~2600
+    positions long and the vocabulary 152K, so full logits would cost gigabytes for nothing."""
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]
+    keep = (targets != IGNORE_INDEX).any(0).nonzero().flatten()
+    logits = model(**inputs, logits_to_keep=keep).logits
+    picked = targets[:, keep]
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=IGNORE_INDEX
+    )
 
 
 def _rate(n: int, seconds: float) -> float:

@@ -12,9 +12,10 @@ Media per placeholder slot:
   one image: its base patch (``grid`` null) is used and the tiles are ignored, because the
   multi-image LLaVA path takes one 384 px image per placeholder (no anyres for multi-image).
   ``<image>`` is expanded by the LlavaProcessor.
-- ST (OneVision): one video per ``<video>``: its frames are squashed to the vision size and
-  ``<video>`` is expanded to ``frames x ceil(patches/2)^2 + 1`` tokens, OneVision's count.
-  ST image samples are skipped for now (reason ``unsupported_media``).
+- ST (LLaVA-ST on the OneVision classes): one video per ``<video>`` (its frames) or one image per
+  ``<image>`` (an ST image sample: one frame for LAPE), squashed to the vision size, and each
+  placeholder expanded to LLaVA-ST's own count (:mod:`.st_layout`): 2520 positions per video
+  (100 x 9 fast + 20 x 81 slow) and 729 per image. Length and truncation checks use these counts.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class CheckedSample:
     family: str
     input_ids: list[int] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
-    pixel_values: object = None  # M4: tensor (images, 3, S, S)
+    pixel_values: object = None  # M4 and ST images: tensor (images, 3, S, S)
     pixel_values_videos: object = None  # ST: tensor (videos, frames, 3, S, S)
     failures: list[Failure] = field(default_factory=list)
     skipped: str | None = None  # "reason: detail"
@@ -166,8 +167,8 @@ def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
         if sample.family == "st":
             if placeholder == VIDEO_TOKEN and kinds == {"frame"}:
                 slots.append(Slot("video", media))
-            elif placeholder == IMAGE_TOKEN and len(media) == 1:
-                out.skipped = "unsupported_media: ST image samples (OneVision anyres) are not checked yet"
+            elif placeholder == IMAGE_TOKEN and kinds == {"image"} and len(media) == 1:
+                slots.append(Slot("image", media))
             else:
                 out.fail(
                     "placeholder_mismatch",
@@ -224,7 +225,8 @@ def _encode(
             if pv is not None:
                 pixels.append(pv)
         else:
-            ids, vids = _encode_st(text, media, setup)
+            ids, imgs, vids = _encode_st(text, media, setup)
+            pixels += imgs
             videos += vids
         out.input_ids += ids
         out.labels += ids if trained else [IGNORE_INDEX] * len(ids)
@@ -241,26 +243,34 @@ def _encode_m4(text: str, images: list[Image.Image], setup: FamilySetup):
     return enc["input_ids"][0].tolist(), enc["pixel_values"]
 
 
-def _encode_st(text: str, videos: list[list[Image.Image]], setup: FamilySetup):
-    frames = [setup.image_processor(v, return_tensors="pt")["pixel_values"] for v in videos]
-    parts = text.split(VIDEO_TOKEN)
-    expanded = parts[0]
-    for f, part in zip(frames, parts[1:], strict=True):
-        expanded += VIDEO_TOKEN * setup.tokens_per_video(len(f)) + part
-    return setup.tokenizer(expanded, add_special_tokens=False)["input_ids"], frames
+def _encode_st(text: str, media: list[list[Image.Image]], setup: FamilySetup):
+    """Token ids with each placeholder expanded to LLaVA-ST's count; the image and video tensors."""
+    parts = _PLACEHOLDER["st"].split(text)
+    placeholders = _PLACEHOLDER["st"].findall(text)
+    expanded, images, videos = parts[0], [], []
+    for placeholder, frames, part in zip(placeholders, media, parts[1:], strict=True):
+        pixels = setup.image_processor(frames, return_tensors="pt")["pixel_values"]
+        if placeholder == IMAGE_TOKEN:
+            images.append(pixels)
+            expanded += IMAGE_TOKEN * setup.tokens_per_image() + part
+        else:
+            videos.append(pixels)
+            expanded += VIDEO_TOKEN * setup.tokens_per_video() + part
+    return setup.tokenizer(expanded, add_special_tokens=False)["input_ids"], images, videos
 
 
 def _check_tokens(sample: Sample, slots: list[Slot], setup: FamilySetup, out: CheckedSample, max_length: int) -> None:
     ids = out.input_ids
+    media_ids = {setup.token_ids["image"]}
     if sample.family == "m4":
-        media_id = setup.token_ids["image"]
         expected = len(slots) * setup.tokens_per_image()
         what = f"{len(slots)} image(s) x {setup.tokens_per_image()}"
     else:
-        media_id = setup.token_ids["video"]
-        expected = sum(setup.tokens_per_video(len(s.media)) for s in slots)
-        what = f"{len(slots)} video(s) of {[len(s.media) for s in slots]} frames"
-    found = ids.count(media_id)
+        media_ids.add(setup.token_ids["video"])
+        per_slot = [setup.tokens_per_image() if s.kind == "image" else setup.tokens_per_video() for s in slots]
+        expected = sum(per_slot)
+        what = " + ".join(f"{s.kind} {n}" for s, n in zip(slots, per_slot)) + " (LLaVA-ST's counts)"
+    found = sum(1 for i in ids if i in media_ids)
     if found != expected:
         out.fail("image_tokens", f"{found} media tokens in input_ids, expected {expected} ({what})")
     if sample.family == "st":
@@ -268,7 +278,7 @@ def _check_tokens(sample: Sample, slots: list[Slot], setup: FamilySetup, out: Ch
     if all(label == IGNORE_INDEX for label in out.labels):
         out.fail("no_target", "no assistant turn")
     if len(ids) > max_length:
-        cut = sum(1 for i in ids[max_length:] if i == media_id)
+        cut = sum(1 for i in ids[max_length:] if i in media_ids)
         if cut:
             out.fail(
                 "truncated_image_tokens",

@@ -14,11 +14,11 @@ tokenizer and processors.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .st_layout import ST_IMAGE_TOKENS, ST_VIDEO_TOKENS, st_encoder_outputs
 from .tokens import (
     IMAGE_TOKEN,
     IMAGE_TOKEN_ID,
@@ -64,13 +64,26 @@ class FamilySetup:
         return self.vision_size // int(self.config.vision_config.patch_size)
 
     def tokens_per_image(self) -> int:
-        """LLaVA: one token per vision patch ("full"); "default" drops the CLS position."""
+        """M4 (LLaVA): one token per vision patch ("full"; "default" drops the CLS position).
+        ST: LLaVA-ST's 729, whatever the architecture (:mod:`.st_layout`)."""
+        if self.family == "st":
+            return ST_IMAGE_TOKENS
         n = self.patches_per_side**2
         return n - 1 if self.config.vision_feature_select_strategy == "default" else n
 
-    def tokens_per_video(self, frames: int) -> int:
-        """OneVision: each frame's patch grid is 2x2-pooled, plus one newline token per video."""
-        return frames * math.ceil(self.patches_per_side / 2) ** 2 + 1
+    def tokens_per_video(self) -> int:
+        """ST: LLaVA-ST's 100 x 9 fast + 20 x 81 slow = 2520 positions per ``<video>`` (:mod:`.st_layout`)."""
+        return ST_VIDEO_TOKENS
+
+    def model_inputs(self, model, batch: dict) -> dict:
+        """The keyword arguments of the model's forward for a collated batch. ST: the images and
+        videos become LLaVA-ST-shaped features (``mm_encoder_outputs``) of the model's own tower."""
+        if self.family != "st":
+            return batch
+        batch = dict(batch)
+        images, videos = batch.pop("pixel_values", None), batch.pop("pixel_values_videos", None)
+        outputs = st_encoder_outputs(model, images, videos)
+        return {**batch, "mm_encoder_outputs": outputs} if outputs else batch
 
     def build_model(self, device: str = "cpu"):
         """The model on ``device``: random weights are initialised there (fast on a GPU)."""

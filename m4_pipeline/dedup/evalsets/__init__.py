@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-from . import charades, interleave, refcoco, st_align
+from . import charades, flickr30k, interleave, refcoco, st_align
 from .base import BenchItem, BenchmarkLayoutError
 
 EVALSETS: dict[str, ModuleType] = {
@@ -14,6 +14,7 @@ EVALSETS: dict[str, ModuleType] = {
     st_align.NAME: st_align,
     charades.NAME: charades,
     refcoco.NAME: refcoco,
+    flickr30k.NAME: flickr30k,
 }
 
 

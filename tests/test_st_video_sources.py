@@ -18,7 +18,7 @@ from m4_pipeline.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = {n: ROOT / "recipes" / f"st_align_stage{n}.yaml" for n in (1, 2, 3)}
-PLACEHOLDERS = {"vidstg"}  # the spatio-temporal part's block, owned by its own sources' work
+PLACEHOLDERS: set[str] = set()  # sources whose sampling the image / spatio-temporal parts leave open
 
 
 def _st_video(name):
@@ -211,12 +211,17 @@ def test_stage_recipes_map_every_source_to_a_task_row_of_their_stage(stage):
     video_rows = {t.label for t in targets if t.stage == stage and any(m in {s.name for s in recipe.sources}
                                                                         for m in t.match)}  # fmt: skip
     expected = {1: {"1|video captioning (CAP)"},
-                2: {"2|temporal video grounding (TVG)", "2|dense video captioning (DVC)", "2|temporal referring (TR)"},
+                2: {"2|temporal video grounding (TVG)", "2|dense video captioning (DVC)", "2|temporal referring (TR)",
+                    "2|referring expression comprehension (REC)", "2|dense grounded captioning (DGC)",
+                    "2|region caption (REG)"},
                 3: {"3|temporal grounded conversation (TGC)", "3|temporal video grounding (TVG)",
                     "3|dense video captioning (DVC)", "3|conversation (CONV)", "3|video QA (VQA)",
                     "3|classification (CLS)", "3|video captioning (CAP)",
-                    "3|spatial-temporal video grounding (STVG)"}}[stage]  # fmt: skip
-    assert video_rows == expected
+                    "3|spatial-temporal video grounding (STVG)", "3|image grounded conversation (IGC)",
+                    "3|referring expression comprehension (REC)", "3|dense grounded captioning (DGC)",
+                    "3|region caption (REG)", "3|event localization and captioning (ELC)",
+                    "3|spatial video grounding (SVG)"}}[stage]  # fmt: skip
+    assert video_rows == expected  # every published row of the stage
 
 
 def test_sampling_splits_add_up_to_the_published_totals():

@@ -38,7 +38,10 @@ def sample_loader(paths: list[Path], setups: dict[str, FamilySetup], *, max_leng
     """One sample per item (no collation: batches are formed per family by the caller)."""
     dataset = CheckedSamples(paths, setups, max_length=max_length)
     workers = min(workers, len(paths))
-    return DataLoader(dataset, batch_size=None, num_workers=workers)
+    # forkserver, not fork: the caller may have threads (Ray's, tqdm's), and a worker forked while
+    # one of them held a lock (PIL's, the allocator's) hangs for ever on it.
+    context = "forkserver" if workers else None
+    return DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context=context)
 
 
 def batch_key(item: CheckedSample) -> tuple:

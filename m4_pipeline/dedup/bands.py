@@ -130,12 +130,22 @@ def _run_pairs(sorted_keys: np.ndarray) -> Iterable[tuple[np.ndarray, int]]:
         active = active[active + shift < run_end[active]]
 
 
-def near_pairs(hashes: np.ndarray, threshold: int, *, plan: BandPlan | None = None) -> np.ndarray:
+def near_pairs(hashes: np.ndarray, threshold: int, *, plan: BandPlan | None = None,
+               max_run: int | None = None) -> np.ndarray:  # fmt: skip
     """Index pairs ``(i, j, distance)``, i < j, of all hashes within ``threshold``; shape (P, 3).
 
     Exact: the same pairs as :func:`brute_force_pairs`, in O(bands x n log n + collisions).
+
+    With ``max_run`` the search runs over the distinct hash values and returns a *spanning* set
+    instead: identical hashes are paired among themselves (every pair when there are at most
+    ``max_run`` of them, else a star from the first, so one blank frame in thousands of videos
+    stays linear), and two near values are paired through their first items. Items that the
+    exact search connects stay connected (the clusters are the same), at a cost linear in the
+    size of the largest group of identical hashes.
     """
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    if max_run is not None and len(hashes) > 1:
+        return _near_pairs_collapsed(hashes, threshold, plan, max_run)
     plan = plan or BandPlan.for_items(threshold, len(hashes))
     if plan.threshold != threshold:
         raise ValueError(f"plan is for threshold {plan.threshold}, not {threshold}")
@@ -163,43 +173,79 @@ def near_pairs(hashes: np.ndarray, threshold: int, *, plan: BandPlan | None = No
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
-def cross_pairs(queries: np.ndarray, index: np.ndarray, threshold: int, *, plan: BandPlan | None = None) -> np.ndarray:
-    """Pairs ``(query i, index j, distance)`` within ``threshold`` between two hash sets.
-
-    The index (benchmark items) is sorted once per band and each query only probes it
-    (``searchsorted``): queries are never compared with each other, so the cost grows with the
-    number of queries times the (small) index runs they hit, not with the queries squared."""
-    queries = np.ascontiguousarray(queries, dtype=np.uint64)
-    index = np.ascontiguousarray(index, dtype=np.uint64)
-    if not len(queries) or not len(index):
-        return np.zeros((0, 3), np.int64)
-    plan = plan or BandPlan.for_items(threshold, len(index))
-    masks = [np.uint64(m) for m in plan.masks]
+def _near_pairs_collapsed(hashes: np.ndarray, threshold: int, plan: BandPlan | None, max_run: int) -> np.ndarray:
+    """:func:`near_pairs` over the distinct hash values, expanded back to a spanning set of item pairs."""
+    values, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
     found = []
-    for band, mask in enumerate(masks):
-        keys = index & mask
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        qkeys = queries & mask
-        lo = np.searchsorted(sorted_keys, qkeys, side="left")
-        hi = np.searchsorted(sorted_keys, qkeys, side="right")
-        counts = hi - lo
-        hit = np.flatnonzero(counts)
-        if not len(hit):
-            continue
-        q = np.repeat(hit, counts[hit])  # every (query, index item in its run) pair
-        offsets = np.arange(len(q)) - np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
-        j = order[lo[q] + offsets]
-        x = queries[q] ^ index[j]
-        dist = popcount64(x)
-        first = dist <= threshold
-        for earlier in masks[:band]:  # report a pair in the first band it shares only
-            first &= (x & earlier) != 0
-        found.append(np.stack([q[first], j[first], dist[first]], axis=1))
+    order = np.argsort(inverse, kind="stable")  # items grouped by value, in index order within a value
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    for v in np.flatnonzero(counts > 1):
+        members = order[starts[v] : starts[v] + counts[v]]
+        if counts[v] > max_run:
+            a, b = np.full(len(members) - 1, members[0]), members[1:]
+        else:
+            a, b = np.triu_indices(len(members), 1)
+            a, b = members[a], members[b]
+        found.append(np.stack([a, b, np.zeros(len(a), np.int64)], axis=1))
+    distinct = near_pairs(values, threshold, plan=plan)  # pairs between different values: via their first items
+    if len(distinct):
+        found.append(np.stack([first[distinct[:, 0]], first[distinct[:, 1]], distinct[:, 2]], axis=1))
     if not found:
         return np.zeros((0, 3), np.int64)
     pairs = np.concatenate(found).astype(np.int64)
+    pairs = np.stack([np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1]), pairs[:, 2]], axis=1)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+class BandIndex:
+    """A fixed set of hashes (benchmark items) sorted once per band, probed by queries.
+
+    ``query`` returns the pairs ``(query i, index j, distance)`` within the threshold: queries
+    are never compared with each other, so the cost grows with the queries times the (small)
+    index runs they hit, not with the queries squared."""
+
+    def __init__(self, index: np.ndarray, threshold: int, *, plan: BandPlan | None = None):
+        self.index = np.ascontiguousarray(index, dtype=np.uint64)
+        self.threshold = threshold
+        self.plan = plan or BandPlan.for_items(threshold, max(1, len(self.index)))
+        self.masks = [np.uint64(m) for m in self.plan.masks]
+        self.bands = []
+        for mask in self.masks:
+            keys = self.index & mask
+            order = np.argsort(keys, kind="stable")
+            self.bands.append((keys[order], order))
+
+    def query(self, queries: np.ndarray) -> np.ndarray:
+        queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        if not len(queries) or not len(self.index):
+            return np.zeros((0, 3), np.int64)
+        found = []
+        for band, (mask, (sorted_keys, order)) in enumerate(zip(self.masks, self.bands)):
+            qkeys = queries & mask
+            lo = np.searchsorted(sorted_keys, qkeys, side="left")
+            counts = np.searchsorted(sorted_keys, qkeys, side="right") - lo
+            hit = np.flatnonzero(counts)
+            if not len(hit):
+                continue
+            q = np.repeat(hit, counts[hit])  # every (query, index item in its run) pair
+            offsets = np.arange(len(q)) - np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
+            j = order[lo[q] + offsets]
+            x = queries[q] ^ self.index[j]
+            dist = popcount64(x)
+            first = dist <= self.threshold
+            for earlier in self.masks[:band]:  # report a pair in the first band it shares only
+                first &= (x & earlier) != 0
+            found.append(np.stack([q[first], j[first], dist[first]], axis=1))
+        if not found:
+            return np.zeros((0, 3), np.int64)
+        pairs = np.concatenate(found).astype(np.int64)
+        return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def cross_pairs(queries: np.ndarray, index: np.ndarray, threshold: int, *, plan: BandPlan | None = None) -> np.ndarray:
+    """Pairs ``(query i, index j, distance)`` within ``threshold`` between two hash sets (see
+    :class:`BandIndex`, which keeps the sorted index for repeated probes)."""
+    return BandIndex(index, threshold, plan=plan).query(queries)
 
 
 def brute_force_pairs(hashes: np.ndarray, threshold: int, *, chunk: int = 2048) -> np.ndarray:

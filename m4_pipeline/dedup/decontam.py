@@ -32,7 +32,7 @@ from PIL import Image
 
 from ..errors import MediaError
 from ..writer import file_sha256
-from .bands import cross_pairs
+from .bands import BandIndex
 from .config import DecontamConfig
 from .evalsets import BenchItem, read_evalset
 from .phash import phash_bytes, phash_images
@@ -174,89 +174,104 @@ def _row(bench: str, item: str, sig: SampleSignature, reason: str, detail) -> di
             "reason": reason, "detail": detail}  # fmt: skip
 
 
-def _media_rows(index: BenchmarkIndex, sigs: Sequence[SampleSignature], cfg: DecontamConfig) -> list[dict]:
-    rows = []
-    by_sha: dict[str, list[IndexedImage]] = defaultdict(list)
-    for im in index.images:
-        by_sha[im.sha256].append(im)
-    owners, hashes = [], []
-    for s, sig in enumerate(sigs):
-        for slot in sig.slots:
-            for sha in slot.sha256:
-                rows += [_row(im.benchmark, im.item_id, sig, "image_exact", im.path) for im in by_sha.get(sha, [])]
-            if slot.kind == "image":
-                owners.append(s)
-                hashes.append(slot.phashes[0])
-    if hashes and index.images:
-        bench = np.asarray([im.phash for im in index.images], np.uint64)
-        for q, b, d in cross_pairs(np.asarray(hashes, np.uint64), bench, cfg.image_threshold).tolist():
-            im = index.images[b]
+class ContaminationProbe:
+    """A benchmark index prepared once for probing: lookup tables by sha256 and id, the
+    benchmark hashes sorted per LSH band, the questions in a MinHash LSH. Training signatures
+    only probe it (a worker builds one per build and probes each unit's samples); they are never
+    compared with each other."""
+
+    def __init__(self, index: BenchmarkIndex, config: DecontamConfig | None = None):
+        self.index, self.cfg = index, config or DecontamConfig()
+        self.images_by_sha: dict[str, list[IndexedImage]] = defaultdict(list)
+        for im in index.images:
+            self.images_by_sha[im.sha256].append(im)
+        self.image_hashes = BandIndex(
+            np.asarray([im.phash for im in index.images], np.uint64), self.cfg.image_threshold
+        )
+        self.videos_by_id: dict[str, list[IndexedVideo]] = defaultdict(list)
+        self.videos_by_sha: dict[str, list[IndexedVideo]] = defaultdict(list)
+        frame_owner, frame_hashes = [], []
+        for v, vid in enumerate(index.videos):
+            self.videos_by_id[vid.video_id].append(vid)
+            if vid.sha256:
+                self.videos_by_sha[vid.sha256].append(vid)
+            frame_owner += [v] * len(vid.frame_hashes)
+            frame_hashes += vid.frame_hashes
+        self.frame_owner = frame_owner
+        self.frame_hashes = BandIndex(np.asarray(frame_hashes, np.uint64), self.cfg.image_threshold)
+        self.questions_by_text: dict[str, list[IndexedQuestion]] = defaultdict(list)
+        self.questions = MinHashIndex(self.cfg.question_threshold, self.cfg.minhash)
+        for n, q in enumerate(index.questions):
+            self.questions_by_text[q.text].append(q)
+            self.questions.add(n, q.signature)
+
+    def rows(self, sigs: Sequence[SampleSignature]) -> list[dict]:
+        """One row per (benchmark, benchmark item, training key, reason), sorted."""
+        rows = self._media_rows(sigs) + self._video_rows(sigs) + self._text_rows(sigs)
+        unique = {(r["benchmark"], r["benchmark_item"], r["training_key"], r["reason"]): r for r in rows}
+        return [unique[k] for k in sorted(unique)]
+
+    def _media_rows(self, sigs: Sequence[SampleSignature]) -> list[dict]:
+        rows = []
+        owners, hashes = [], []
+        for s, sig in enumerate(sigs):
+            for slot in sig.slots:
+                for sha in slot.sha256:
+                    rows += [_row(im.benchmark, im.item_id, sig, "image_exact", im.path)
+                             for im in self.images_by_sha.get(sha, [])]  # fmt: skip
+                if slot.kind == "image":
+                    owners.append(s)
+                    hashes.append(slot.phashes[0])
+        for q, b, d in self.image_hashes.query(np.asarray(hashes, np.uint64)).tolist():
+            im = self.index.images[b]
             rows.append(_row(im.benchmark, im.item_id, sigs[owners[q]], "image_near", {"hamming": d, "path": im.path}))
-    return rows
+        return rows
 
-
-def _video_rows(index: BenchmarkIndex, sigs: Sequence[SampleSignature], cfg: DecontamConfig) -> list[dict]:
-    rows = []
-    by_id, by_sha = defaultdict(list), defaultdict(list)
-    frame_owner, frame_hashes = [], []
-    for v, vid in enumerate(index.videos):
-        by_id[vid.video_id].append(vid)
-        if vid.sha256:
-            by_sha[vid.sha256].append(vid)
-        frame_owner += [v] * len(vid.frame_hashes)
-        frame_hashes += vid.frame_hashes
-    slot_owner, slot_frames = [], []
-    for s, sig in enumerate(sigs):
-        for i in sig.video_ids:
-            rows += [_row(v.benchmark, v.item_id, sig, "video_id", i) for v in by_id.get(i, [])]
-        for sha in sig.video_sha256:
-            rows += [_row(v.benchmark, v.item_id, sig, "video_file", sha) for v in by_sha.get(sha, [])]
-        for n, slot in enumerate(sig.slots):
-            if slot.kind == "video":
-                slot_owner += [(s, n)] * len(slot.phashes)
-                slot_frames += slot.phashes
-    if slot_frames and frame_hashes:
+    def _video_rows(self, sigs: Sequence[SampleSignature]) -> list[dict]:
+        rows = []
+        slot_owner, slot_frames = [], []
+        for s, sig in enumerate(sigs):
+            for i in sig.video_ids:
+                rows += [_row(v.benchmark, v.item_id, sig, "video_id", i) for v in self.videos_by_id.get(i, [])]
+            for sha in sig.video_sha256:
+                rows += [_row(v.benchmark, v.item_id, sig, "video_file", sha) for v in self.videos_by_sha.get(sha, [])]
+            for n, slot in enumerate(sig.slots):
+                if slot.kind == "video":
+                    slot_owner += [(s, n)] * len(slot.phashes)
+                    slot_frames += slot.phashes
         matched: dict[tuple, set[int]] = defaultdict(set)
-        queries, bench = np.asarray(slot_frames, np.uint64), np.asarray(frame_hashes, np.uint64)
-        for q, b, _ in cross_pairs(queries, bench, cfg.image_threshold).tolist():
-            matched[(slot_owner[q], frame_owner[b])].add(q)
+        for q, b, _ in self.frame_hashes.query(np.asarray(slot_frames, np.uint64)).tolist():
+            matched[(slot_owner[q], self.frame_owner[b])].add(q)
         for ((s, _slot), v), frames in sorted(matched.items()):
-            if len(frames) >= cfg.frame_matches:
-                vid = index.videos[v]
+            if len(frames) >= self.cfg.frame_matches:
+                vid = self.index.videos[v]
                 rows.append(_row(vid.benchmark, vid.item_id, sigs[s], "video_frames", {"frames": len(frames)}))
-    return rows
+        return rows
 
-
-def _text_rows(index: BenchmarkIndex, sigs: Sequence[SampleSignature], cfg: DecontamConfig) -> list[dict]:
-    rows = []
-    by_text: dict[str, list[IndexedQuestion]] = defaultdict(list)
-    lsh = MinHashIndex(cfg.question_threshold, cfg.minhash)
-    for n, q in enumerate(index.questions):
-        by_text[q.text].append(q)
-        lsh.add(n, q.signature)
-    for sig in sigs:
-        for image_id in sig.image_ids:
-            rows += [_row(b, item, sig, "image_id", image_id) for b, item in index.image_ids.get(image_id, [])]
-        for text in dict.fromkeys(sig.questions):
-            if len(text.split()) < cfg.min_question_words:
-                continue
-            exact = by_text.get(text, [])
-            rows += [_row(q.benchmark, q.item_id, sig, "question_exact", text) for q in exact]
-            for n, sim in lsh.query(minhash(text, cfg.minhash)):
-                q = index.questions[n]
-                if q.text != text:
-                    rows.append(_row(q.benchmark, q.item_id, sig, "question_near", {"jaccard": sim, "question": text}))
-    return rows
+    def _text_rows(self, sigs: Sequence[SampleSignature]) -> list[dict]:
+        rows = []
+        for sig in sigs:
+            for image_id in sig.image_ids:
+                rows += [_row(b, item, sig, "image_id", image_id) for b, item in self.index.image_ids.get(image_id, [])]
+            for text in dict.fromkeys(sig.questions):
+                if len(text.split()) < self.cfg.min_question_words:
+                    continue
+                exact = self.questions_by_text.get(text, [])
+                rows += [_row(q.benchmark, q.item_id, sig, "question_exact", text) for q in exact]
+                for n, sim in self.questions.query(minhash(text, self.cfg.minhash)):
+                    q = self.index.questions[n]
+                    if q.text != text:
+                        rows.append(
+                            _row(q.benchmark, q.item_id, sig, "question_near", {"jaccard": sim, "question": text})
+                        )
+        return rows
 
 
 def find_contamination(
     index: BenchmarkIndex, sigs: Sequence[SampleSignature], config: DecontamConfig | None = None
 ) -> list[dict]:
     """One JSON-ready row per (benchmark, benchmark item, training key, reason), sorted."""
-    cfg = config or DecontamConfig()
-    rows = _media_rows(index, sigs, cfg) + _video_rows(index, sigs, cfg) + _text_rows(index, sigs, cfg)
-    unique = {(r["benchmark"], r["benchmark_item"], r["training_key"], r["reason"]): r for r in rows}
-    return [unique[k] for k in sorted(unique)]
+    return ContaminationProbe(index, config).rows(sigs)
 
 
 def contamination_summary(rows: Iterable[dict], index: BenchmarkIndex) -> dict[str, dict]:

@@ -136,15 +136,15 @@ def near_pairs(hashes: np.ndarray, threshold: int, *, plan: BandPlan | None = No
 
     Exact: the same pairs as :func:`brute_force_pairs`, in O(bands x n log n + collisions).
 
-    With ``max_run`` the search runs over the distinct hash values and returns a *spanning* set
-    instead: identical hashes are paired among themselves (every pair when there are at most
-    ``max_run`` of them, else a star from the first, so one blank frame in thousands of videos
-    stays linear), and two near values are paired through their first items. Items that the
-    exact search connects stay connected (the clusters are the same), at a cost linear in the
-    size of the largest group of identical hashes.
+    With ``max_run``, when more than ``max_run`` items share one identical hash (one blank frame
+    in thousands of videos), the search runs over the distinct values and returns a *spanning*
+    set instead: identical hashes are paired among themselves (every pair for a group of at most
+    ``max_run``, else a star from its first item) and two near values through their first items.
+    Items the exact search connects stay connected (the same clusters), at a cost linear in the
+    largest group.
     """
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    if max_run is not None and len(hashes) > 1:
+    if max_run is not None and len(hashes) > max_run and np.unique(hashes, return_counts=True)[1].max() > max_run:
         return _near_pairs_collapsed(hashes, threshold, plan, max_run)
     plan = plan or BandPlan.for_items(threshold, len(hashes))
     if plan.threshold != threshold:

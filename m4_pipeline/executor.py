@@ -1,48 +1,74 @@
-"""The Ray Data executor: the only module that knows Ray.
+"""The Ray executor: the only module that knows Ray.
 
-    plan units (driver: list records, sample)          -> work units
-    read -> normalize -> media -> validate -> stage    (Ray Data flat_map, one task per unit)
-    exact dedup + shard plan (driver, small rows only)
-    write shards                                       (Ray Data map, one task per shard)
-    index, quarantine table, dedup report, manifest    (driver, index last)
+    list parts (driver)  -> survey / select / cut units      (Ray tasks, one per annotation part)
+    read -> normalize -> media -> validate -> stage         (Ray Data map, one task per unit:
+                                                             tar fragment + outcome parquet)
+    exact duplicates                                         (sort by fingerprint, per block)
+    near duplicates                                          (compact arrays, one worker)
+    statuses + shard plans                                   (sort by key, streamed through the driver)
+    write shards                                             (Ray Data map, one task per shard)
+    index, quarantine table, dedup reports, manifest         (streamed; index last)
 
-Media bytes never pass through the driver: workers stage them in tar fragments and the shard
-writers copy them from there, so memory stays bounded whatever the corpus size. Shard content
-depends only on the sorted keys, never on scheduling, so the output is deterministic.
+The driver lists annotation parts, never records, and sees a few counts per unit and one batch
+of the key-sorted rows at a time: its memory does not grow with the corpus. Media bytes never
+pass through it: workers stage them in tar fragments and the shard writers copy them from there.
+Shard content depends only on the sorted keys, never on scheduling, so the output is
+deterministic whatever the number of workers. Builds of up to ``IN_PROCESS_ROWS`` valid samples
+run the stages after the units in the driver's process (the same functions, without starting
+Ray Data datasets).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import heapq
 import json
 import logging
 import os
+import resource
+import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
+from .dedup import build_index, contamination_summary
+from .dedup.decontam import ContaminationProbe
 from .errors import BuildError
-from .outdir import OutputFolder, ResumeError
+from .outcomes import (
+    EXACT_COLUMNS,
+    LIVE_COLUMNS,
+    FinalPass,
+    exact_duplicates,
+    iter_outcome_rows,
+    near_stage,
+    outcome_path,
+    read_outcomes,
+    removal_table,
+    sorted_rows,
+    write_lines,
+)
+from .outdir import OutputFolder, ResumeError, fingerprints
+from .plan import Rule, bucket_candidates, choose_rule, plan_part_units, survey_part
 from .process import (
-    account,
     adapter_spec,
-    apply_decontamination,
-    apply_near_duplicates,
     check_quarantine_fractions,
     check_sources,
     completed_units,
-    dedup_provenance,
+    make_adapter,
     num_samples_by_dataset,
-    plan_units,
     process_unit,
-    resolve_duplicates,
+    reconcile,
     stale_units,
     unit_marker,
 )
-from .recipe import Recipe
-from .writer import ShardPlan, completed_shard, dump_json, plan_digest, plan_shards, write_atomic, write_shard
+from .readers import Part
+from .recipe import Recipe, Sampling
+from .writer import ShardPlan, completed_shard, dump_json, plan_digest, write_atomic, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +162,10 @@ def quiet_ray(verbose: bool = False) -> None:
 
 OUTPUTS = ("manifest.json", "quarantine.jsonl", "duplicates.jsonl", "near_duplicates.jsonl",
            "decontamination.jsonl", "index.json")  # fmt: skip
+# Builds with at most this many valid samples run the dedup and assembly stages in the driver's
+# process (no Ray Data dataset to start: about a second each); larger ones as Ray Data stages that
+# stream, so the driver's memory does not grow with the corpus.
+IN_PROCESS_ROWS = int(os.environ.get("M4_IN_PROCESS_ROWS", "50000"))
 
 
 def run_build(
@@ -156,13 +186,14 @@ def run_build(
 
     Everything is checked before the output folder is touched: the folder itself (not a file,
     writable, not held by another build, no foreign files unless ``overwrite``), the sources and
-    each adapter's preflight, and the listing of every record. Only then is the folder locked
-    and a previous build's outputs (and nothing else) removed. See :mod:`m4_pipeline.outdir`.
+    each adapter's preflight, and the listing of every record (read by Ray tasks, part by part:
+    the driver never holds records). Only then is the folder locked and a previous build's
+    outputs (and nothing else) removed. See :mod:`m4_pipeline.outdir`.
 
-    Work happens in units (record chunks) and shards, each finished by a marker written after
-    its output. ``resume=True`` continues an interrupted build of the same recipe and sources:
-    finished units and shards are kept unless a file they read changed since (then that
-    source's units are redone, and a warning names the files), the rest is redone, and the
+    Work happens in units (runs of selected records) and shards, each finished by a marker
+    written after its output. ``resume=True`` continues an interrupted build of the same recipe
+    and sources: finished units and shards are kept unless a file they read changed since (then
+    that source's units are redone, and a warning names the files), the rest is redone, and the
     result is byte-identical to an uninterrupted run. ``max_workers`` caps the parallel tasks
     (default: all CPUs). ``extra_outputs`` names files or folders the caller writes into
     ``out_dir`` after the build (a report), which a later build may then remove.
@@ -172,20 +203,142 @@ def run_build(
     out.check_usable()
     out.check_free(resume=resume, overwrite=overwrite)
     sources_dir = check_sources(recipe, sources_dir)
-    units, listing, inputs = plan_units(recipe, sources_dir)
+    specs = {src.name: adapter_spec(recipe, src.name, sources_dir) for src in recipe.sources}
+    for spec in specs.values():  # configuration faults first, before Ray starts
+        make_adapter(spec).preflight()
+    ray = init_ray(ray_address, num_cpus, verbose=verbose)  # the environment, before the folder is touched
+    with logging_redirect_tqdm():
+        units, listing, inputs = _plan(ray, recipe, specs, progress=progress)
     identity = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "sources": str(sources_dir),
                 "pipeline_version": __version__}  # fmt: skip
-    ray = init_ray(ray_address, num_cpus, verbose=verbose)  # the environment, before the folder is touched
     with out.held({"ray": _ray_where(ray, ray_address or os.environ.get("RAY_ADDRESS"))}):
         run = out.begin(identity, resume=resume, overwrite=overwrite)
         with logging_redirect_tqdm():
-            manifest = _build(ray, recipe, sources_dir, out, run, units, listing, inputs, started=started,
+            manifest = _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, started=started,
                               max_workers=max_workers, progress=progress, extra_outputs=extra_outputs)  # fmt: skip
         out.finish()
     return manifest
 
 
-def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, started, max_workers, progress,
+# --- planning: Ray tasks over annotation parts ---------------------------------------------------
+
+
+def _remote(ray, fn):
+    return ray.remote(num_cpus=1, max_retries=2)(_plain_errors(fn)).remote
+
+
+def _plain_errors(fn):
+    """``fn`` raising a :class:`BuildError` as a plain one (its subclasses' arguments need not
+    survive Ray's pickling), so the driver can stop with its one-line message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BuildError as err:
+            raise BuildError(str(err)) from None
+
+    return wrapper
+
+
+def _survey(spec: dict, part: list, sampling: dict, units_rule: dict | None, per_unit: int, tag: list) -> dict:
+    """One part's record count (and sampling-hash histogram), the files the listing read, and —
+    when the source keeps every record — its units at once."""
+    adapter = make_adapter(spec)
+    with adapter.src.recording() as reads:
+        out = survey_part(adapter, Part.from_list(part), Sampling(**sampling))
+        if units_rule is not None:
+            out["units"] = _units(adapter, part, 0, units_rule, per_unit, tag)
+    out["reads"] = fingerprints(adapter.root, reads)
+    return out
+
+
+def _units(adapter, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
+    source, rank, index = tag
+    units = plan_part_units(adapter, source, index, Part.from_list(part), base, Rule(**rule), per_unit)
+    return [{**u.to_row(), "rank": rank} for u in units]
+
+
+def _units_task(spec: dict, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
+    return _units(make_adapter(spec), part, base, rule, per_unit, tag)
+
+
+def _candidates_task(spec: dict, part: list, sampling: dict, bucket: int) -> list:
+    return bucket_candidates(make_adapter(spec), Part.from_list(part), Sampling(**sampling), bucket)
+
+
+def _plan(ray, recipe: Recipe, specs: dict, *, progress: bool) -> tuple[list[dict], dict, dict]:
+    """Every source's work units, from Ray tasks that read the annotation parts (the driver lists
+    parts only). Returns (units in source order, listing counts per source, file fingerprints
+    per source)."""
+
+    per_unit = recipe.output.records_per_unit
+    jobs = []  # (source, rank, part index, part)
+    for rank, src in enumerate(recipe.sources):
+        for i, part in enumerate(make_adapter(specs[src.name]).parts()):
+            jobs.append((src, rank, i, part.to_list()))
+    survey = _remote(ray, _survey)
+    refs = []
+    for src, rank, i, part in jobs:
+        all_at_once = Rule("all").to_dict() if src.sampling.mode == "all" else None
+        sampling = dataclasses.asdict(src.sampling)
+        refs.append(survey(specs[src.name], part, sampling, all_at_once, per_unit, [src.name, rank, i]))
+    surveys = _gather(ray, refs, desc="listing", progress=progress)
+    by_source: dict[str, list[tuple]] = {}
+    for (src, rank, i, part), s in zip(jobs, surveys):
+        by_source.setdefault(src.name, []).append((rank, i, part, s))
+    units, listing, inputs = [], {}, {}
+    for rank, src in enumerate(recipe.sources):
+        parts = by_source.get(src.name, [])
+        inputs[src.name] = {k: v for *_, s in parts for k, v in s["reads"].items()}
+        total = sum(s["records"] for *_, s in parts)
+        rule, bucket = choose_rule(src.sampling, [s for *_, s in parts])
+        if rule is None:  # random:N: the candidates of the bucket that straddles N
+            refs = [_remote(ray, _candidates_task)(specs[src.name], part, dataclasses.asdict(src.sampling), bucket)
+                    for _, _, part, s in parts if any(b == bucket for b, _ in s["hist"])]  # fmt: skip
+            candidates = [tuple(c) for found in ray.get(refs) for c in found]
+            rule, _ = choose_rule(src.sampling, [s for *_, s in parts], candidates)
+        bases = [0]
+        for *_, s in parts:
+            bases.append(bases[-1] + s["records"])
+        if rule.mode == "all" and all("units" in s for *_, s in parts):
+            found = [[{**u, "first_ordinal": u["first_ordinal"] + base} for u in s["units"]]
+                     for (*_, s), base in zip(parts, bases)]  # fmt: skip
+        else:
+            task = _remote(ray, _units_task)
+            found = ray.get([task(specs[src.name], part, base, rule.to_dict(), per_unit, [src.name, rank, i])
+                             for (_, i, part, _), base in zip(parts, bases)])  # fmt: skip
+        source_units = [u for part_units in found for u in part_units]
+        units += source_units
+        listing[src.name] = {"listed": total, "selected": sum(u["count"] for u in source_units)}
+    return units, listing, inputs
+
+
+def _gather(ray, refs: list, *, desc: str, progress: bool) -> list:
+    """The results of ``refs`` in order, with a progress bar; a BuildError in a task stops here."""
+    from tqdm import tqdm
+
+    results: dict = {}
+    pending = {ref: i for i, ref in enumerate(refs)}
+    with tqdm(total=len(refs), desc=desc, unit="part", disable=not progress) as bar:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                try:
+                    results[pending.pop(ref)] = ray.get(ref)
+                except Exception as err:
+                    cause = _build_error_in(err)
+                    if cause is not None:
+                        raise BuildError(str(cause)) from None
+                    raise
+                bar.update(1)
+    return [results[i] for i in range(len(refs))]
+
+
+# --- the build -----------------------------------------------------------------------------------
+
+
+def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *, started, max_workers, progress,
            extra_outputs) -> dict:  # fmt: skip
     from ray.data import DataContext
     from tqdm import tqdm
@@ -202,7 +355,7 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
     out_dir = out.folder
     staging = out.staging(run)
     finished = completed_units(staging)
-    roots = {src.name: Path(adapter_spec(recipe, src.name, sources_dir)["root"]).resolve() for src in recipe.sources}
+    roots = {name: Path(spec["root"]).resolve() for name, spec in specs.items()}
     if run.get("inputs"):
         for source, files in stale_units(finished, units, roots, inputs, run["inputs"]).items():
             log.warning(
@@ -217,55 +370,72 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
                 finished.pop(unit_id)
     run["inputs"] = inputs
     out.write_run(run)
-    rows: list[dict] = [row for u in units for row in finished.get(u["unit_id"], {}).get("rows", [])]
+    summaries = {uid: m["summary"] for uid, m in finished.items()}
     todo = [u for u in units if u["unit_id"] not in finished]
     total = sum(v["selected"] for v in listing.values())
     log.info("%d records in %d work units (%d already done)", total, len(units), len(units) - len(todo))
     limits = {"num_cpus": 1}
     if max_workers:
         limits["compute"] = ray.data.TaskPoolStrategy(size=max_workers)
+    spec_dedup = recipe.dedup
+    near_config = spec_dedup.near_config() if spec_dedup.needs_signatures else None
+    index = None
+    if spec_dedup.decontaminate:  # benchmark items are indexed first; training samples only probe them
+        benchmarks = {name: sources_dir / path for name, path in spec_dedup.decontaminate.items()}
+        index = build_index(benchmarks, spec_dedup.decontam_config())
     if todo:
-        name, version, sha = recipe.name, recipe.version, recipe.sha256
-        exact_key = recipe.dedup.exact_key
-        near_config = recipe.dedup.near_config() if recipe.dedup.needs_signatures else None
+        name, version, sha, exact_key = recipe.name, recipe.version, recipe.sha256, spec_dedup.exact_key
+        decontam = spec_dedup.decontam_config() if index is not None else None
 
-        def stage(unit: dict) -> list[dict]:
+        def stage(unit: dict) -> dict:
             try:
-                return process_unit(unit, staging, recipe_name=name, recipe_version=version, recipe_sha256=sha,
-                                    exact_key=exact_key, near_config=near_config)  # fmt: skip
+                probe = _probe(index, decontam) if index is not None else None
+                return process_unit(unit, staging, spec=specs[unit["source"]], recipe_name=name, recipe_version=version,
+                                    recipe_sha256=sha, exact_key=exact_key, near_config=near_config,
+                                    probe=probe)  # fmt: skip
             except BuildError as err:  # as a plain BuildError: subclasses need not survive pickling
                 raise BuildError(str(err)) from None
 
-        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).flat_map(stage, **limits)
-        with tqdm(total=total, initial=len(rows), desc="samples", unit="rec", disable=not progress) as bar:
+        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map(stage, **limits)
+        done = sum(s["records"] for s in summaries.values())
+        with tqdm(total=total, initial=done, desc="samples", unit="rec", disable=not progress) as bar:
             for row in _rows(ds):
-                rows.append(dict(row))
-                bar.update(1)
-
-    resolve_duplicates(rows, exact=recipe.dedup.exact)
-    reports = _near_dedup_and_decontaminate(ray, rows, recipe, sources_dir)
-    stats = account(rows, listing)
-    kept = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["key"])
-    num_samples = num_samples_by_dataset(kept, recipe)
-    dedup = dedup_provenance(rows)
-    plans = plan_shards(kept, prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
-                        max_bytes=recipe.output.shard_max_bytes)  # fmt: skip
+                summaries[row["unit_id"]] = dict(row)
+                bar.update(row["records"])
+    files = [outcome_path(staging, u["unit_id"]) for u in units]
+    ok_rows = sum(summaries[u["unit_id"]]["ok"] for u in units)
+    in_process = ok_rows <= IN_PROCESS_ROWS
+    removal_files = _exact_stage(ray, files, staging, in_process=in_process) if spec_dedup.exact else []
+    near_rows: list[dict] = []
+    if spec_dedup.near:
+        near_rows, near_removals = _near_stage(ray, files, removal_files, spec_dedup.near_config(), in_process)
+        if near_removals:
+            near_file = staging / "removed-near.parquet"
+            pq.write_table(removal_table(near_removals), near_file)
+            removal_files = [*removal_files, near_file]
+    final = _final_pass(ray, recipe, staging, files, removal_files, in_process=in_process)
+    stats = _account(recipe, listing, units, summaries, final)
+    shards_planned = final.shards
+    num_samples = num_samples_by_dataset({s: v["written"] for s, v in stats.items()}, recipe)
+    plans = [_load_plan(staging, name) for name in shards_planned]
     for p in plans:
-        p.digest = plan_digest(p, num_samples, dedup)
+        p.digest = plan_digest(p, num_samples)
     out.plan_outputs(run, [p.name for p in plans] + list(OUTPUTS) + list(extra_outputs))
     try:
         check_quarantine_fractions(stats, recipe)
     except BuildError:
-        _write_quarantine(out_dir, staging, rows)
+        _write_quarantine(out_dir, staging, files, final.collisions)
         raise
     shards = [info for p in plans if (info := completed_shard(out_dir, staging, p))]
     done_names = {s["name"] for s in shards}
     todo_plans = [p for p in plans if p.name not in done_names]
     if todo_plans:
-        plan_rows = [{"plan": json.dumps(dataclasses.asdict(p))} for p in todo_plans]
+        plan_rows = [{"plan": p.name, "digest": p.digest} for p in todo_plans]
 
         def write(row: dict) -> dict:
-            return write_shard(ShardPlan(**json.loads(row["plan"])), out_dir, staging, num_samples, dedup)
+            plan = _load_plan(staging, row["plan"])
+            plan.digest = row["digest"]
+            return write_shard(plan, out_dir, staging, num_samples)
 
         ds = ray.data.from_items(plan_rows, override_num_blocks=len(plan_rows)).map(write, **limits)
         with tqdm(total=len(plans), initial=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
@@ -276,7 +446,258 @@ def _build(ray, recipe, sources_dir, out, run, units, listing, inputs, *, starte
     for stale in set(run.get("outputs", [])) - {p.name for p in plans} - set(OUTPUTS) - set(extra_outputs):
         (out_dir / stale).unlink(missing_ok=True)  # a shard an earlier attempt of this run planned, now gone
     out.remove_replaced(run)
-    return _write_reports(out_dir, staging, recipe, rows, stats, shards, started, reports, extra_outputs)
+    summary = contamination_summary(final.contamination, index) if index else {}
+    reports = {"near_duplicates": near_rows, "decontamination": final.contamination,
+               "decontamination_summary": summary}  # fmt: skip
+    return _write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs)
+
+
+_PROBES: dict = {}
+
+
+def _probe(index, config):
+    """The worker's benchmark probe, prepared once per build (not once per unit)."""
+    key = id(index)
+    if key not in _PROBES:
+        _PROBES.clear()
+        _PROBES[key] = ContaminationProbe(index, config)
+    return _PROBES[key]
+
+
+# --- after every unit: exact duplicates, near duplicates, statuses and shard plans ---------------
+
+
+def _read(ray, files: list[Path], columns: list[str] | None = None, *, status: str | None = "ok"):
+    """A Ray dataset of the rows (``status`` ones only, when given) of parquet files, read by
+    tasks (a block per group of files)."""
+
+    def load(batch):
+        return read_outcomes([Path(p) for p in batch["path"].to_pylist()], columns, status=status)
+
+    items = [{"path": str(f)} for f in files]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * _cpus(ray))))
+    return ds.map_batches(load, batch_format="pyarrow", batch_size=None)
+
+
+def _cpus(ray) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _write_blocks(ds, folder: Path) -> list[Path]:
+    """Each block of ``ds`` as a parquet file in ``folder`` (named by its content: the same rows,
+    the same file, whatever the scheduling)."""
+
+    def write(batch):
+        import hashlib
+
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(batch, sink)
+        data = sink.getvalue().to_pybytes()
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+        write_atomic(path, data, tmp_dir=folder)
+        return pa.table({"path": [str(path)]})
+
+    found = ds.map_batches(write, batch_format="pyarrow", batch_size=None).take_all()
+    return sorted({Path(r["path"]) for r in found})
+
+
+def _exact_stage(ray, files: list[Path], staging: Path, *, in_process: bool) -> list[Path]:
+    """Removal rows for the exact duplicates, as parquet files in ``staging/exact``."""
+    folder = staging / "exact"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    if in_process:
+        pq.write_table(exact_duplicates(read_outcomes(files, EXACT_COLUMNS, status="ok")), folder / "0.parquet")
+    else:  # sorted by fingerprint, so that every fingerprint's rows are in one block
+        ds = _read(ray, files, EXACT_COLUMNS).sort("fingerprint")
+        return _write_blocks(ds.map_batches(exact_duplicates, batch_format="pyarrow", batch_size=None), folder)
+    return sorted(folder.glob("*.parquet"))
+
+
+def _near_stage(ray, files, removal_files, config, in_process: bool):
+    if in_process:
+        return near_stage(files, removal_files, config)
+    return ray.get(_remote(ray, near_stage)(files, removal_files, config))  # compact arrays, in one worker
+
+
+FINAL_COLUMNS = ["key", "kind", "rank", "ordinal", "source", "locator", "fingerprint", "content", "nbytes",
+                 "members", "fragment", "contam", "duplicate_of", "reason"]  # fmt: skip
+
+
+def _as_final(batch, kind: int):
+    """Outcome rows (kind 0) or removal rows (kind 1) in the final pass's common columns."""
+    import pyarrow as pa
+
+    n = batch.num_rows
+    cols = {}
+    for name in FINAL_COLUMNS:
+        if name == "kind":
+            cols[name] = pa.array([kind] * n, pa.int8())
+        elif name in batch.column_names:
+            cols[name] = batch[name]
+        else:
+            typ = {"nbytes": pa.int64(), "members": pa.list_(pa.string())}.get(name, pa.string())
+            cols[name] = pa.nulls(n, typ)
+    return pa.table(cols)
+
+
+def _final_pass(ray, recipe, staging: Path, files, removal_files, *, in_process: bool) -> FinalPass:
+    """Statuses, shard plans (as files in ``staging/plans``) and the duplicates report, from the
+    rows sorted by key, streamed through the driver one batch at a time."""
+    plans_dir = staging / "plans"
+    if plans_dir.exists():
+        shutil.rmtree(plans_dir)
+    plans_dir.mkdir()
+    dup_file = open(staging / "duplicates.part", "wb")  # noqa: SIM115 - closed below
+    names: list[str] = []
+
+    def on_shard(plan) -> None:
+        (plans_dir / f"{plan.name}.json").write_text(json.dumps(dataclasses.asdict(plan)))
+        names.append(plan.name)
+
+    def on_duplicate(row: dict) -> None:
+        dup_file.write(dump_json(row) + b"\n")
+
+    removal_key = ["duplicate_of", "key"]
+    final_key = ["key", "kind", "rank", "ordinal"]
+    if in_process:
+        import pyarrow as pa
+
+        removals = pa.concat_tables([pq.read_table(f) for f in removal_files]) if removal_files else None
+        live = _as_final(read_outcomes(files, LIVE_COLUMNS, status="ok"), 0)
+        both = pa.concat_tables([live, _as_final(removals, 1)]) if removals is not None else live
+        absorbed = sorted_rows(removals, removal_key) if removals is not None else iter(())
+        rows = sorted_rows(both, final_key)
+    else:
+        live = _read(ray, files, LIVE_COLUMNS).map_batches(_as_final, fn_args=(0,), batch_format="pyarrow",
+                                                           batch_size=None)  # fmt: skip
+        if removal_files:
+            removals = _read(ray, removal_files, status=None)
+            absorbed = _stream(removals.sort(removal_key))
+            live = live.union(removals.map_batches(_as_final, fn_args=(1,), batch_format="pyarrow", batch_size=None))
+        else:
+            absorbed = iter(())
+        rows = _stream(live.sort(final_key))
+    final = FinalPass(prefix=recipe.name, max_samples=recipe.output.shard_max_samples,
+                      max_bytes=recipe.output.shard_max_bytes, on_shard=on_shard, on_duplicate=on_duplicate,
+                      absorbed=absorbed)  # fmt: skip
+    try:
+        final.rows(rows)
+        final.close()
+    finally:
+        dup_file.close()
+    final.shards = names
+    return final
+
+
+def _stream(ds):
+    """A sorted dataset's rows, in order, a batch at a time."""
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=4096):
+        yield from batch.to_pylist()
+
+
+def _load_plan(staging: Path, name: str) -> ShardPlan:
+    return ShardPlan(**json.loads((staging / "plans" / f"{name}.json").read_text()))
+
+
+def _account(recipe, listing: dict, units: list[dict], summaries: dict, final: FinalPass) -> dict[str, dict]:
+    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates
+    + decontaminated."""
+    stats = {}
+    for src in recipe.sources:
+        quarantined: Counter = Counter()
+        read = 0
+        for u in units:
+            if u["source"] == src.name:
+                s = summaries[u["unit_id"]]
+                read += s["records"]
+                quarantined.update(s["quarantined"])
+        quarantined.update(c["reason"] for c in final.collisions if c["source"] == src.name)
+        counts = final.counts.get(src.name, {"written": 0, "duplicates": 0, "decontaminated": 0})
+        stats[src.name] = {"listed": listing[src.name]["listed"], "selected": listing[src.name]["selected"],
+                           "read": read, "written": counts["written"], "quarantined": dict(sorted(quarantined.items())),
+                           "duplicates": counts["duplicates"], "decontaminated": counts["decontaminated"]}  # fmt: skip
+    reconcile(stats)
+    for s in stats.values():
+        s.pop("selected")
+    return stats
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+QUARANTINE_COLUMNS = ["source", "rank", "ordinal", "source_file", "locator", "key", "reason", "detail"]
+
+
+def _write_quarantine(out_dir: Path, staging: Path, files: list[Path], collisions: list[dict]) -> int:
+    """quarantine.jsonl, in listing order (source, position), streamed from the outcome files."""
+    rows = heapq.merge(
+        iter_outcome_rows(files, QUARANTINE_COLUMNS, status="quarantined"),
+        sorted(collisions, key=lambda c: (c["rank"], c["ordinal"])),
+        key=lambda r: (r["rank"], r["ordinal"]),
+    )
+    keys = ("source", "source_file", "locator", "key", "reason", "detail")
+    lines = (dump_json({k: r.get(k, "") for k in keys}) + b"\n" for r in rows)
+    return write_lines(out_dir / "quarantine.jsonl", lines, tmp_dir=staging)
+
+
+def _write_reports(out_dir: Path, staging: Path, recipe: Recipe, files, final, stats, shards, started, reports,
+                   extra_outputs) -> dict:  # fmt: skip
+    """The reports, each written atomically; ``index.json`` last, listing every file of the build."""
+    written: dict[str, int | None] = {"quarantine.jsonl": _write_quarantine(out_dir, staging, files, final.collisions)}
+
+    def put(name: str, data: bytes) -> None:
+        write_atomic(out_dir / name, data, tmp_dir=staging)
+        written[name] = len(data)
+
+    os.replace(staging / "duplicates.part", out_dir / "duplicates.jsonl")
+    written["duplicates.jsonl"] = (out_dir / "duplicates.jsonl").stat().st_size
+    for name in ("near_duplicates", "decontamination"):
+        put(f"{name}.jsonl", b"".join(dump_json(r) + b"\n" for r in reports[name]))
+    totals = {
+        "read": sum(s["read"] for s in stats.values()),
+        "written": sum(s["written"] for s in stats.values()),
+        "quarantined": sum(sum(s["quarantined"].values()) for s in stats.values()),
+        "duplicates": sum(s["duplicates"] for s in stats.values()),
+        "decontaminated": sum(s["decontaminated"] for s in stats.values()),
+    }
+    wall = time.time() - started
+    manifest = {
+        "recipe": recipe.name,
+        "recipe_version": recipe.version,
+        "pipeline_version": __version__,
+        "totals": totals,
+        "sources": stats,
+        "near_duplicate_clusters": len(reports["near_duplicates"]),
+        "decontamination": reports["decontamination_summary"],
+        "shards": shards,
+        "wall_seconds": round(wall, 3),
+        "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
+        "driver_peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    put("manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    written["manifest.json"] = None  # its timings vary from run to run: the index stays byte-identical
+    files_ = [{"name": n, "bytes": b} for n, b in sorted(written.items())]
+    files_ += [{"name": n, "bytes": None} for n in extra_outputs]
+    index = {
+        "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")} for s in shards],
+        "files": files_,
+    }
+    put("index.json", (json.dumps(index, indent=2) + "\n").encode())  # written last
+    return manifest
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; ru_maxrss would carry a parent's across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rows(ds):
@@ -305,6 +726,8 @@ def _build_error_in(err: BaseException) -> BaseException | None:
     return None
 
 
+
+
 def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpus: int | None = None,
                progress: bool = False, verbose: bool = False) -> list:  # fmt: skip
     """``fn(path)`` for every shard, one Ray task each; results (JSON-ready) in the order of ``paths``."""
@@ -328,146 +751,3 @@ def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpu
     return [json.loads(r["result"]) for r in sorted(rows, key=lambda r: r["i"])]
 
 
-def _near_dedup_and_decontaminate(ray, rows: list[dict], recipe: Recipe, sources_dir: Path) -> dict:
-    """Decontaminate, then near-dedup the survivors (driver; the pHash bands run on Ray)."""
-    spec = recipe.dedup
-    reports: dict = {"near_duplicates": [], "decontamination": [], "decontamination_summary": {}}
-    if spec.decontaminate:
-        benchmarks = {name: sources_dir / path for name, path in spec.decontaminate.items()}
-        found, summary = apply_decontamination(rows, benchmarks, spec.decontam_config())
-        reports.update(decontamination=found, decontamination_summary=summary)
-    if spec.near:
-        reports["near_duplicates"] = apply_near_duplicates(
-            rows,
-            spec.near_config(),
-            media_candidates_fn=lambda sigs, cfg: _ray_media_candidates(ray, sigs, cfg),
-            text_candidates_fn=lambda sigs, cfg: _ray_text_candidates(ray, sigs, cfg),
-        )
-    return reports
-
-
-def _pairs_by_key_on_ray(ray, records, pairs_in_group) -> set[tuple[int, int]]:
-    """Shuffle ``(key, value)`` records to Ray tasks by key; each task groups its records by key
-    and returns ``pairs_in_group(key, values)`` (sample index pairs). Keys and values are JSON."""
-    partitions = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-    parts: list[list] = [[] for _ in range(partitions)]
-    for key, value in records:
-        parts[hash(json.dumps(key)) % partitions].append([key, value])
-
-    def task(row: dict) -> dict:
-        groups: dict[str, tuple] = {}
-        for key, value in json.loads(row["records"]):
-            groups.setdefault(json.dumps(key), (key, []))[1].append(value)
-        pairs = [pair for key, values in groups.values() if len(values) > 1 for pair in pairs_in_group(key, values)]
-        return {"pairs": json.dumps(pairs)}
-
-    todo = [{"records": json.dumps(p)} for p in parts if p]
-    if not todo:
-        return set()
-    found = ray.data.from_items(todo, override_num_blocks=len(todo)).map(task, num_cpus=1).take_all()
-    return {(min(a, b), max(a, b)) for row in found for a, b in json.loads(row["pairs"]) if a != b}
-
-
-def _ray_media_candidates(ray, sigs, config) -> set[tuple[int, int]]:
-    """Sample pairs sharing a close pHash: the LSH band records shuffled by band key, each
-    band's pairs verified by true Hamming distance."""
-    from .dedup import band_records, media_items, pairs_in_band
-    from .dedup.near import media_plan
-
-    items = [((i, slot, n), h) for i, sig in enumerate(sigs) for (_, slot, n), h in media_items(sig, config)]
-    if len(items) < 2:
-        return set()
-    plan = media_plan(len(items), config)
-    records = (
-        (list(band_key), [list(item_id), h])
-        for item_id, h0 in items
-        for band_key, (item_id, h) in band_records(item_id, h0, plan)
-    )
-
-    def in_band(key, values) -> list:
-        group = [(tuple(item_id), h) for item_id, h in values]
-        return [(a[0], b[0]) for a, b, _ in pairs_in_band(key[0], group, plan)]
-
-    return _pairs_by_key_on_ray(ray, records, in_band)
-
-
-def _ray_text_candidates(ray, sigs, config) -> set[tuple[int, int]]:
-    """Sample pairs whose conversations' MinHash share an LSH bucket (buckets shuffled by key),
-    verified on the estimated Jaccard. Turn level keeps the single-process index."""
-    from .dedup.near import text_candidates
-    from .dedup.text import candidate_pairs_in_bucket, jaccard, lsh_bands, minhash_band_records
-
-    if config.text_level != "conversation":
-        return text_candidates(sigs, config)
-    bands = lsh_bands(config.text_threshold, config.minhash)
-    records = (
-        ([band, bucket.hex()], doc)
-        for i, sig in enumerate(sigs)
-        if sig.conv_minhash is not None
-        for (band, bucket), doc in minhash_band_records(i, sig.conv_minhash, bands)
-    )
-    candidates = _pairs_by_key_on_ray(ray, records, lambda key, docs: candidate_pairs_in_bucket(docs))
-    return {
-        (a, b) for a, b in candidates if jaccard(sigs[a].conv_minhash, sigs[b].conv_minhash) >= config.text_threshold
-    }
-
-
-def _write_quarantine(out_dir: Path, staging: Path, rows: list[dict]) -> bytes:
-    order = sorted(rows, key=lambda r: (r["source"], r["ordinal"]))
-    quarantine = [
-        {k: r[k] for k in ("source", "source_file", "locator", "key", "reason", "detail")}
-        for r in order if r["status"] == "quarantined"
-    ]  # fmt: skip
-    data = b"".join(dump_json(q) + b"\n" for q in quarantine)
-    write_atomic(out_dir / "quarantine.jsonl", data, tmp_dir=staging)
-    return data
-
-
-def _write_reports(out_dir: Path, staging: Path, recipe: Recipe, rows, stats, shards, started, reports,
-                   extra_outputs) -> dict:  # fmt: skip
-    """The reports, each written atomically; ``index.json`` last, listing every file of the build."""
-    order = sorted(rows, key=lambda r: (r["source"], r["ordinal"]))
-    duplicates = [
-        {"key": r["key"], "duplicate_of": r["duplicate_of"], "reason": r["reason"], "fingerprint": r["fingerprint"],
-         "source": r["source"], "locator": r["locator"]}
-        for r in order if r["status"] == "duplicate"
-    ]  # fmt: skip
-    written: dict[str, int | None] = {"quarantine.jsonl": len(_write_quarantine(out_dir, staging, rows))}
-
-    def put(name: str, data: bytes) -> None:
-        write_atomic(out_dir / name, data, tmp_dir=staging)
-        written[name] = len(data)
-
-    put("duplicates.jsonl", b"".join(dump_json(d) + b"\n" for d in duplicates))
-    for name in ("near_duplicates", "decontamination"):
-        put(f"{name}.jsonl", b"".join(dump_json(r) + b"\n" for r in reports[name]))
-    totals = {
-        "read": sum(s["read"] for s in stats.values()),
-        "written": sum(s["written"] for s in stats.values()),
-        "quarantined": sum(sum(s["quarantined"].values()) for s in stats.values()),
-        "duplicates": sum(s["duplicates"] for s in stats.values()),
-        "decontaminated": sum(s["decontaminated"] for s in stats.values()),
-    }
-    wall = time.time() - started
-    manifest = {
-        "recipe": recipe.name,
-        "recipe_version": recipe.version,
-        "pipeline_version": __version__,
-        "totals": totals,
-        "sources": stats,
-        "near_duplicate_clusters": len(reports["near_duplicates"]),
-        "decontamination": reports["decontamination_summary"],
-        "shards": shards,
-        "wall_seconds": round(wall, 3),
-        "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
-    }
-    put("manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    written["manifest.json"] = None  # its timings vary from run to run: the index stays byte-identical
-    files = [{"name": n, "bytes": b} for n, b in sorted(written.items())]
-    files += [{"name": n, "bytes": None} for n in extra_outputs]
-    index = {
-        "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")} for s in shards],
-        "files": files,
-    }
-    put("index.json", (json.dumps(index, indent=2) + "\n").encode())  # written last
-    return manifest

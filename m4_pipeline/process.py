@@ -1,9 +1,11 @@
-"""The pipeline's stages as plain Python: plan work units, build and validate samples, dedup, account.
+"""The per-unit stage as plain Python: build, validate and stage the samples of one work unit.
 
-The executor runs these on Ray; a unit test calls them directly. A *work unit* is a run of
-consecutive records of one source. Processing a unit normalizes each record into a sample
-(the adapter loads its media), validates it, and writes the valid samples to a staging tar
-fragment; it returns one small outcome row per record, which is all the driver ever sees.
+The executor runs it on Ray; a unit test calls it directly. A *work unit* (:mod:`.plan`) is a run
+of selected records of one source, which the unit reads itself from its start. Processing it
+normalizes each record into a sample (the adapter loads its media), validates it, computes its
+dedup signature and benchmark hits when the recipe asks, and writes the valid samples to a
+staging tar fragment and one outcome row per record to a parquet file (:mod:`.outcomes`). The
+driver gets a few counts back, never the rows.
 """
 
 from __future__ import annotations
@@ -18,17 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from .adapters import RawRecord, get_adapter
-from .dedup import (
-    SampleSignature,
-    build_index,
-    contamination_summary,
-    find_contamination,
-    find_near_duplicates,
-    get_exact_key,
-    signature_of,
-)
+from .dedup import get_exact_key, signature_of
+from .dedup.candidates import media_reps, text_bands
 from .errors import BuildError, SourceError
+from .outcomes import outcome_path, write_outcomes
 from .outdir import changed_files, fingerprints
+from .plan import unit_records
 from .recipe import Recipe
 from .sample import make_key
 from .validate import check_sample
@@ -83,37 +80,6 @@ def check_sources(recipe: Recipe, sources_dir: str | Path) -> Path:
     return sources_dir
 
 
-def plan_units(recipe: Recipe, sources_dir: Path) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
-    """List every source's records, apply the recipe's sampling, and cut them into work units.
-
-    Returns (units, listing counts per source, fingerprints per source of the files the listing
-    read). Records keep their listing position (``ordinal``) so that ties are always broken the
-    same way. A unit's id ends with a hash of its records, so a unit whose records changed since
-    an interrupted run is never taken for the finished one."""
-    units, listing, inputs = [], {}, {}
-    for src in recipe.sources:
-        spec = adapter_spec(recipe, src.name, sources_dir)
-        adapter = make_adapter(spec)
-        with adapter.src.recording() as reads:
-            adapter.preflight()
-            records = list(adapter.list_records())
-        inputs[src.name] = fingerprints(adapter.root, reads)
-        chosen = src.sampling.select(list(enumerate(records)))
-        listing[src.name] = {"listed": len(records), "selected": len(chosen)}
-        step = recipe.output.records_per_unit
-        spec_json = json.dumps(spec, sort_keys=True)
-        for start in range(0, len(chosen), step):
-            chunk = json.dumps([[ordinal, rec.to_json()] for ordinal, rec in chosen[start : start + step]])
-            digest = hashlib.sha256(f"{spec_json}\n{chunk}".encode()).hexdigest()[:12]
-            units.append({
-                "unit_id": f"{_safe(src.name)}-{start // step:06d}-{digest}",
-                "source": src.name,
-                "spec": spec_json,
-                "records": chunk,
-            })  # fmt: skip
-    return units, listing, inputs
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name)
 
@@ -125,42 +91,56 @@ def process_unit(
     unit: dict,
     staging_dir: Path,
     *,
+    spec: dict,
     recipe_name: str,
     recipe_version: str,
     recipe_sha256: str = "",
     exact_key: str = "both",
     near_config=None,
-) -> list[dict]:
-    """Build, validate and stage one unit's samples; one outcome row per record.
+    probe=None,
+) -> dict:
+    """Build, validate and stage one unit's samples; return the unit's counts.
 
     ``exact_key`` names the exact-duplicate key (text, media or both); with ``near_config`` each
-    row also carries the sample's dedup signature (perceptual hashes and MinHash), which the
-    driver uses for near-duplicates and decontamination.
+    valid row also carries the sample's dedup signature and its compact search keys; with
+    ``probe`` (a :class:`~.dedup.decontam.ContaminationProbe`) its benchmark hits.
 
     Every per-record step (key, build, validation, member names, signature) runs inside the
     record's error handling: a bad record is quarantined with its reason, never the unit. A
     :class:`BuildError` (a configuration or environment fault) stops the build.
 
-    Writes ``<unit>.tar`` (the valid samples' members), then ``<unit>.done.json`` (the rows and a
-    fingerprint of every file the unit read): the marker comes last, so a unit with a marker is
-    complete and a resumed build skips it unless one of those files changed. ``staging_dir`` is
-    made by the driver: a worker orphaned by a killed build finds it gone and writes nothing."""
-    adapter = make_adapter(json.loads(unit["spec"]))
+    Writes ``<unit>.tar`` (the valid samples' members) and ``<unit>.parquet`` (the rows), then
+    ``<unit>.done.json`` (the counts and a fingerprint of every file the unit read): the marker
+    comes last, so a unit with a marker is complete and a resumed build skips it unless one of
+    those files changed. ``staging_dir`` is made by the driver: a worker orphaned by a killed
+    build finds it gone and writes nothing."""
+    adapter = make_adapter(spec)
     key_of = get_exact_key(exact_key)
     rows, members = [], []
     with adapter.src.recording() as reads:
-        for ordinal, rec_json in json.loads(unit["records"]):
-            record = RawRecord.from_json(rec_json)
+        for ordinal, record in unit_records(adapter, unit):
             row = process_record(adapter, unit["source"], ordinal, record, key_of, near_config,
                                   recipe_name, recipe_version, recipe_sha256)  # fmt: skip
+            sig = row.pop("_signature", None)
             if row["status"] == "ok":
                 row["fragment"] = f"{unit['unit_id']}.tar"
                 members += row.pop("_files")
+                if sig is not None:
+                    row["media_reps"], row["text_bands"] = media_reps(sig, near_config), text_bands(sig, near_config)
+                    if probe is not None:
+                        hits = probe.rows([sig])
+                        row["contam"] = json.dumps(hits) if hits else ""
+            row["rank"] = unit["rank"]
             rows.append(_printable(row))
     write_tar(staging_dir / f"{unit['unit_id']}.tar", members, tmp_dir=staging_dir)
-    marker = {"rows": rows, "reads": fingerprints(adapter.root, reads)}
+    write_outcomes(outcome_path(staging_dir, unit["unit_id"]), rows)
+    quarantined = Counter(r["reason"] for r in rows if r["status"] != "ok")
+    summary = {"unit_id": unit["unit_id"], "source": unit["source"], "records": len(rows),
+               "ok": len(rows) - sum(quarantined.values()),
+               "quarantined": dict(sorted(quarantined.items()))}  # fmt: skip
+    marker = {"summary": summary, "reads": fingerprints(adapter.root, reads)}
     write_atomic(unit_marker(staging_dir, unit["unit_id"]), json.dumps(marker).encode(), tmp_dir=staging_dir)
-    return rows
+    return summary
 
 
 def process_record(adapter, source, ordinal, record, key_of, near_config, *recipe) -> dict:
@@ -168,7 +148,8 @@ def process_record(adapter, source, ordinal, record, key_of, near_config, *recip
     a sample to write). Only a :class:`BuildError` escapes."""
     row = {"source": source, "ordinal": ordinal, "source_file": record.source_file, "locator": record.locator,
            "key": "", "status": "ok", "reason": "", "detail": "", "fingerprint": "", "content": "", "nbytes": 0,
-           "members": [], "fragment": "", "signature": ""}  # fmt: skip
+           "members": [], "fragment": "", "signature": "", "pixels": 0, "media_reps": [], "text_bands": [],
+           "contam": ""}  # fmt: skip
     recipe_name, recipe_version, recipe_sha256 = recipe
     try:
         row["key"] = _fallback_key(source, record, ordinal)
@@ -183,12 +164,14 @@ def process_record(adapter, source, ordinal, record, key_of, near_config, *recip
         row.update(
             fingerprint=key_of(sample),
             content=content.hexdigest(),
+            pixels=sum(m.size[0] * m.size[1] for m in sample.media if m.size),
             nbytes=sum(len(d) + 1024 for _, d in sample_files),  # + tar header and padding, roughly
             members=[name for name, _ in sample_files],
             _files=sample_files,
         )
         if near_config is not None:
-            row["signature"] = json.dumps(signature_of(sample, near_config).to_row())
+            sig = signature_of(sample, near_config)
+            row["signature"], row["_signature"] = json.dumps(sig.to_row()), sig
     except BuildError:
         raise
     except SourceError as err:  # validation and format errors included
@@ -201,6 +184,7 @@ def process_record(adapter, source, ordinal, record, key_of, near_config, *recip
     if row["status"] != "ok":
         row.update(fingerprint="", content="", nbytes=0, members=[], signature="")
         row.pop("_files", None)
+        row.pop("_signature", None)
     return row
 
 
@@ -224,7 +208,7 @@ def unit_marker(staging_dir: Path, unit_id: str) -> Path:
 
 
 def completed_units(staging_dir: Path) -> dict[str, dict]:
-    """What the units a previous (interrupted) run finished left: ``{unit id: {"rows", "reads"}}``."""
+    """What the units a previous (interrupted) run finished left: ``{unit id: {"summary", "reads"}}``."""
     out = {}
     for p in staging_dir.glob("*.done.json"):
         name = p.name[: -len(".done.json")]
@@ -234,7 +218,7 @@ def completed_units(staging_dir: Path) -> dict[str, dict]:
             marker = json.loads(p.read_text())
         except ValueError:
             continue
-        if isinstance(marker, dict) and "rows" in marker:
+        if isinstance(marker, dict) and "summary" in marker:
             out[name] = marker
     return out
 
@@ -265,110 +249,23 @@ def stale_units(finished: dict[str, dict], units: list[dict], roots: dict[str, P
     return changed
 
 
-# --- exact dedup and accounting (driver) --------------------------------------------------------
+# --- accounting (driver) ---------------------------------------------------------------------------
 
 
-def resolve_duplicates(rows: list[dict], *, exact: bool) -> list[dict]:
-    """Mark exact duplicates and key collisions among the valid rows, deterministically.
-
-    Within a group the kept sample is the one with the smallest key (then source, then
-    listing position); the others point to it with ``duplicate_of``.
-    """
-    order = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: (r["key"], r["source"], r["ordinal"]))
-    kept_by_key: dict[str, dict] = {}
-    kept_by_print: dict[str, dict] = {}
-    for row in order:
-        if exact and row["fingerprint"] in kept_by_print:
-            row.update(
-                status="duplicate",
-                reason="exact_duplicate",
-                duplicate_of=kept_by_print[row["fingerprint"]]["key"],
-            )
-        elif row["key"] in kept_by_key:
-            first = kept_by_key[row["key"]]
-            row.update(
-                status="quarantined",
-                reason="duplicate_key",
-                detail=f"key {row['key']} already used by {first['source']} {first['locator']}",
-            )
-        else:
-            kept_by_key[row["key"]] = row
-            kept_by_print[row["fingerprint"]] = row
-    return rows
-
-
-def _signatures(rows: list[dict]) -> tuple[list, dict[str, dict]]:
-    live = [r for r in sorted(rows, key=lambda r: r["key"]) if r["status"] == "ok" and r["signature"]]
-    return [SampleSignature.from_row(json.loads(r["signature"])) for r in live], {r["key"]: r for r in live}
-
-
-def apply_decontamination(rows: list[dict], benchmarks: dict[str, Path], config) -> tuple[list[dict], dict]:
-    """Mark valid samples that share an image, a video or a question with a benchmark as
-    ``contaminated``; return the report rows and the per-benchmark summary."""
-    index = build_index(benchmarks, config)
-    sigs, by_key = _signatures(rows)
-    report = find_contamination(index, sigs, config)
-    for r in report:
-        row = by_key[r["training_key"]]
-        if row["status"] == "ok":
-            row.update(status="contaminated", reason=f"contaminated:{r['benchmark']}",
-                       detail=f"{r['reason']} of {r['benchmark']} item {r['benchmark_item']}")  # fmt: skip
-    summary = contamination_summary(report, index)
-    return report, summary
-
-
-def apply_near_duplicates(rows: list[dict], config, *, media_candidates_fn=None, text_candidates_fn=None) -> list[dict]:
-    """Mark near-duplicates of the surviving samples; return one report row per cluster."""
-    sigs, by_key = _signatures(rows)
-    result = find_near_duplicates(
-        sigs, config, media_candidates_fn=media_candidates_fn, text_candidates_fn=text_candidates_fn
-    )
-    for cluster_row in result.rows:
-        for removed in cluster_row["removed"]:
-            by_key[removed].update(status="duplicate", reason=cluster_row["reason"], duplicate_of=cluster_row["kept"])
-    return result.rows
-
-
-def dedup_provenance(rows: list[dict]) -> dict[str, dict]:
-    """For each kept sample that others duplicate: its cluster id and the removed keys."""
-    out: dict[str, dict] = {}
-    for r in sorted(rows, key=lambda r: r["key"]):
-        if r["status"] == "duplicate":
-            entry = out.setdefault(r["duplicate_of"], {"cluster": r["fingerprint"][:16], "removed": []})
-            entry["removed"].append({"key": r["key"], "reason": r["reason"]})
-    return out
-
-
-def account(rows: list[dict], listing: dict[str, dict]) -> dict[str, dict]:
-    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates
-    + decontaminated."""
-    stats: dict[str, dict] = {}
-    by_source: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_source[r["source"]].append(r)
-    for source, info in listing.items():
-        rs = by_source.get(source, [])
-        reasons = Counter(r["reason"] for r in rs if r["status"] == "quarantined")
-        s = {
-            "listed": info["listed"],
-            "read": len(rs),
-            "written": sum(r["status"] == "ok" for r in rs),
-            "quarantined": dict(sorted(reasons.items())),
-            "duplicates": sum(r["status"] == "duplicate" for r in rs),
-            "decontaminated": sum(r["status"] == "contaminated" for r in rs),
-        }
-        removed = sum(reasons.values()) + s["duplicates"] + s["decontaminated"]
-        if s["read"] != s["written"] + removed or s["read"] != info["selected"]:
-            raise RuntimeError(f"counts do not reconcile for {source}: {s} (selected {info['selected']})")
-        stats[source] = s
+def reconcile(stats: dict[str, dict]) -> dict[str, dict]:
+    """Check every source's counts: read = written + quarantined (by reason) + duplicates +
+    decontaminated, and read = the records the planner selected."""
+    for source, s in stats.items():
+        removed = sum(s["quarantined"].values()) + s["duplicates"] + s["decontaminated"]
+        if s["read"] != s["written"] + removed or s["read"] != s["selected"]:
+            raise RuntimeError(f"counts do not reconcile for {source}: {s}")
     return stats
 
 
-def num_samples_by_dataset(kept: list[dict], recipe: Recipe) -> dict[str, int]:
-    """Written samples per M4 ``metadata.dataset`` (each source names its dataset in its params)."""
-    per_source: dict[str, int] = {}
-    for r in kept:
-        per_source[r["source"]] = per_source.get(r["source"], 0) + 1
+def num_samples_by_dataset(written: dict[str, int], recipe: Recipe) -> dict[str, int]:
+    """Written samples per M4 ``metadata.dataset`` (each source names its dataset in its params),
+    from the written count of each source."""
+    per_source = written
     out: dict[str, int] = {}
     for src in recipe.sources:
         dataset = getattr(src.params, "dataset_name", None)

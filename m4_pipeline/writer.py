@@ -13,6 +13,7 @@ import json
 import os
 import tarfile
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,41 +122,61 @@ class ShardPlan:
     digest: str = ""  # what the shard will hold (see plan_digest): a resumed build keeps a shard only if equal
 
 
-def plan_digest(plan: ShardPlan, num_samples: dict[str, int], dedup: dict[str, dict]) -> str:
+def plan_digest(plan: ShardPlan, num_samples: dict[str, int]) -> str:
     """A hash of everything that decides a shard's bytes: its samples' keys, member names and
     content hashes, and the values filled in at write time."""
-    parts = [[e["key"], e["members"], e.get("content", ""), dedup.get(e["key"])] for e in plan.entries]
+    parts = [[e["key"], e["members"], e.get("content", ""), e.get("dedup")] for e in plan.entries]
     text = json.dumps([plan.name, parts, sorted(num_samples.items())], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def plan_shards(entries: list[dict], *, prefix: str, max_samples: int, max_bytes: int) -> list[ShardPlan]:
-    """Split key-sorted entries into shards of at most ``max_samples`` samples and about
-    ``max_bytes`` bytes (a single sample larger than the limit gets a shard of its own)."""
-    plans: list[ShardPlan] = []
-    current = None
-    for entry in entries:
-        size = entry["nbytes"]
-        if (
-            current is None
-            or len(current.entries) >= max_samples
-            or (current.entries and current.nbytes + size > max_bytes)
-        ):
-            current = ShardPlan(len(plans), f"{prefix}-{len(plans):06d}.tar")
-            plans.append(current)
-        current.entries.append(entry)
-        current.nbytes += size
-    return plans
+class ShardPlanner:
+    """Cut key-sorted entries into shards of at most ``max_samples`` samples and about
+    ``max_bytes`` bytes (one sample larger than the limit gets a shard of its own), streaming:
+    :meth:`add` yields each shard as soon as it is complete, :meth:`finish` the last one; only
+    the shard being filled is in memory."""
+
+    def __init__(self, *, prefix: str, max_samples: int, max_bytes: int):
+        self.prefix, self.max_samples, self.max_bytes = prefix, max_samples, max_bytes
+        self.current: ShardPlan | None = None
+        self.count = 0
+        self._last_key: str | None = None
+
+    def add(self, entry: dict) -> Iterator[ShardPlan]:
+        if self._last_key is not None and entry["key"] <= self._last_key:
+            raise ValueError(f"entries must come sorted by key: {entry['key']!r} after {self._last_key!r}")
+        self._last_key = entry["key"]
+        cur = self.current
+        full = cur is not None and (
+            len(cur.entries) >= self.max_samples or (cur.entries and cur.nbytes + entry["nbytes"] > self.max_bytes)
+        )
+        if cur is None or full:
+            if cur is not None:
+                yield cur
+            self.current = cur = ShardPlan(self.count, f"{self.prefix}-{self.count:06d}.tar")
+            self.count += 1
+        cur.entries.append(entry)
+        cur.nbytes += entry["nbytes"]
+
+    def finish(self) -> Iterator[ShardPlan]:
+        if self.current is not None:
+            yield self.current
+            self.current = None
 
 
-def write_shard(
-    plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: dict[str, int], dedup: dict[str, dict]
-) -> dict:
+def plan_shards(entries: Iterable[dict], *, prefix: str, max_samples: int, max_bytes: int) -> list[ShardPlan]:
+    """Every shard of key-sorted entries at once (:class:`ShardPlanner` streams the same cut)."""
+    planner = ShardPlanner(prefix=prefix, max_samples=max_samples, max_bytes=max_bytes)
+    return [shard for entry in entries for shard in planner.add(entry)] + list(planner.finish())
+
+
+def write_shard(plan: ShardPlan, out_dir: Path, staging_dir: Path, num_samples: dict[str, int]) -> dict:
     """Copy the planned samples' members from their staging fragments into one shard.
 
     Two things are only known once every sample is built, so they are filled into the JSON
     member here: ``metadata.num_sample`` (written samples of that M4 ``metadata.dataset``) where
-    the adapter left it empty, and ``provenance.dedup`` for a sample that others duplicate.
+    the adapter left it empty, and ``provenance.dedup`` for a sample that others duplicate (the
+    entry's ``dedup``).
     A ``<shard>.done.json`` marker in ``staging_dir`` follows the shard's rename.
     """
     from .paths import confined_output
@@ -172,7 +193,7 @@ def write_shard(
             for name in entry["members"]:
                 data = tf.extractfile(name).read()
                 if name.endswith(".json"):
-                    data = _finalize_json(data, num_samples, dedup.get(entry["key"]))
+                    data = _finalize_json(data, num_samples, entry.get("dedup"))
                 members.append((name, data))
     finally:
         for tf in open_fragments.values():

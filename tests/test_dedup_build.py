@@ -76,20 +76,26 @@ def test_recipe_rejects_unknown_benchmark_and_bad_params():
         parse_recipe({**base, "dedup": {"exact_key": "pixels"}})
 
 
-def test_ray_candidate_searches_equal_the_single_process_ones(ray_session, miniatures, tmp_path):
-    """The band shuffles on Ray find exactly what the single-process searches find."""
-    from m4_pipeline.adapters import ADAPTERS
-    from m4_pipeline.dedup import NearDupConfig, signature_of
-    from m4_pipeline.dedup.near import media_candidates, text_candidates
-    from m4_pipeline.executor import _ray_media_candidates, _ray_text_candidates
+def test_the_streaming_stages_equal_the_in_process_ones(ray_session, miniatures, tmp_path, monkeypatch):
+    """Past IN_PROCESS_ROWS valid samples, exact dedup, near-dedup and the key-sorted final pass
+    run as Ray Data stages that stream through the driver: the shards and every report are the
+    same bytes as when they run in the driver's process."""
+    from m4_pipeline import executor
 
     root = plant(miniatures, tmp_path)
-    config = NearDupConfig()
-    sigs = []
-    for name in ("nlvr2", "nlvr2_copy"):
-        adapter = ADAPTERS["nlvr2"](root / name, ADAPTERS["nlvr2"].Params(splits=["train", "dev"]), source_name=name)
-        sigs += [signature_of(adapter.build(r), config) for r in adapter.list_records()]
-    media = _ray_media_candidates(ray_session, sigs, config)
-    text = _ray_text_candidates(ray_session, sigs, config)
-    assert media == media_candidates(sigs, config) and len(media) >= 12
-    assert text == text_candidates(sigs, config) and len(text) >= 12
+    shutil.copytree(root / "nlvr2", root / "nlvr2_exact")  # exact duplicates too
+    recipe = parse_recipe({
+        "name": "stream", "version": "1", "output": {"records_per_unit": 2, "shard_max_samples": 5},
+        "dedup": {"exact": True, "near": True, "decontaminate": {"llava_interleave": "benchmarks/interleave"}},
+        "sources": [
+            {"name": "nlvr2", "adapter": "nlvr2", "params": {"splits": ["train", "dev"]}},
+            {"name": "nlvr2_copy", "adapter": "nlvr2", "path": "nlvr2_copy", "params": {"splits": ["train", "dev"]}},
+            {"name": "nlvr2_exact", "adapter": "nlvr2", "path": "nlvr2_exact", "params": {"splits": ["train"]}},
+        ],
+    })  # fmt: skip
+    run_build(recipe, root, tmp_path / "in_process", progress=False)
+    monkeypatch.setattr(executor, "IN_PROCESS_ROWS", 0)
+    manifest = run_build(recipe, root, tmp_path / "streamed", progress=False)
+    assert manifest["sources"]["nlvr2_exact"]["duplicates"] == 6
+    for name in sorted(p.name for p in (tmp_path / "in_process").iterdir() if p.name != "manifest.json"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "in_process" / name).read_bytes(), name

@@ -50,7 +50,9 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(executor, "init_ray", boom)
 
 
-def test_invalid_utf8_in_an_annotation_file_names_it_and_the_byte(miniatures, tmp_path, capsys, no_ray):
+def test_invalid_utf8_in_an_annotation_file_names_it_and_the_byte(ray_session, miniatures, tmp_path, capsys):
+    """Listing runs in Ray tasks (the driver reads no records): the fault stops the build there,
+    in one line, before --out is touched."""
     root = copy_source(miniatures, tmp_path, "llava_mix")
     ann = root / "llava_v1_5_mix665k.json"
     ann.write_bytes(ann.read_bytes()[:100] + b"\xff\xfe" + ann.read_bytes()[100:])
@@ -76,7 +78,7 @@ def test_invalid_utf8_in_one_json_line_quarantines_that_line_naming_it(miniature
     assert [(r.locator, r.error) for r in bad] == want
 
 
-def test_a_truncated_mix_json_names_it_and_the_position(miniatures, tmp_path, capsys, no_ray):
+def test_a_truncated_mix_json_names_it_and_the_position(ray_session, miniatures, tmp_path, capsys):
     root = copy_source(miniatures, tmp_path, "llava_mix")
     ann = root / "llava_v1_5_mix665k.json"
     ann.write_text(ann.read_text()[:700])

@@ -7,8 +7,7 @@ import pytest
 from m4_pipeline.adapters import declare
 from m4_pipeline.plan import Rule, bucket_candidates, choose_rule, plan_part_units, survey_part, unit_records
 from m4_pipeline.recipe import Sampling
-from m4_pipeline.resolve import ShardPlanner, resolve_fingerprint_group, resolve_key_group
-from m4_pipeline.writer import plan_shards
+from m4_pipeline.writer import ShardPlanner, plan_shards
 
 SPEC = {"name": "plan_probe", "reader": "jsonl", "files": ["a.jsonl", "b.jsonl"], "id": "{i}", "images": [],
         "human": "{q}", "gpt": "{a}"}  # fmt: skip
@@ -66,30 +65,22 @@ def test_rule_random_bounds():
     )
 
 
-def test_key_and_fingerprint_groups():
-    row = lambda key, fp, rank, ordinal: {"key": key, "fingerprint": fp, "rank": rank, "ordinal": ordinal,  # noqa: E731
-                                          "source": f"s{rank}", "status": "ok", "reason": "", "detail": ""}  # fmt: skip
-    same_key = resolve_key_group([row("k", "x", 1, 0), row("k", "x", 0, 9), row("k", "y", 0, 10)])
-    assert [(r["rank"], r["ordinal"], r["status"], r["reason"]) for r in same_key] == [
-        (0, 9, "ok", ""), (0, 10, "quarantined", "duplicate_key"), (1, 0, "duplicate", "exact_duplicate")]  # fmt: skip
-    same_fp = resolve_fingerprint_group([row("b", "x", 0, 1), row("a", "x", 1, 0)])
-    assert [(r["key"], r["status"], r.get("duplicate_of")) for r in same_fp] == [
-        ("a", "ok", None),
-        ("b", "duplicate", "a"),
-    ]
-
-
 def test_streaming_shard_planner_matches_the_in_memory_one():
     rows = [{"key": f"k{i:04d}", "nbytes": (i * 7919) % 5000 + 10} for i in range(500)]
     planner = ShardPlanner(prefix="x", max_samples=40, max_bytes=30_000)
-    streamed = [*planner.add_all(rows), *planner.finish()]
-    reference = plan_shards(rows, prefix="x", max_samples=40, max_bytes=30_000)
+    streamed, sizes = [], []
+    for row in rows:
+        for shard in planner.add(row):
+            streamed.append(shard)
+    streamed += list(planner.finish())
+    assert [s.name for s in streamed][:2] == ["x-000000.tar", "x-000001.tar"]
+    assert sum(len(s.entries) for s in streamed) == 500 and all(len(s.entries) <= 40 for s in streamed)
+    for s in streamed:  # rotated by size too: a shard takes the next entry only while it fits
+        assert s.nbytes <= 30_000 or len(s.entries) == 1
+        sizes.append(s.nbytes)
     assert [(s.name, [e["key"] for e in s.entries]) for s in streamed] == [
-        (s.name, [e["key"] for e in s.entries]) for s in reference
+        (s.name, [e["key"] for e in s.entries]) for s in plan_shards(rows, prefix="x", max_samples=40, max_bytes=30_000)
     ]
+    planner = ShardPlanner(prefix="x", max_samples=4, max_bytes=10)
     with pytest.raises(ValueError, match="sorted by key"):
-        list(
-            ShardPlanner(prefix="x", max_samples=4, max_bytes=10).add_all(
-                [{"key": "b", "nbytes": 1}, {"key": "a", "nbytes": 1}]
-            )
-        )
+        [s for row in ({"key": "b", "nbytes": 1}, {"key": "a", "nbytes": 1}) for s in planner.add(row)]

@@ -22,146 +22,58 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import json
 import logging
 import os
-import resource
 import shutil
 import time
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
+from .cluster import init_ray, quiet_ray, ray_where
 from .dedup import build_index, contamination_summary
-from .dedup.decontam import ContaminationProbe
 from .errors import BuildError
 from .outcomes import (
     EXACT_COLUMNS,
     LIVE_COLUMNS,
     FinalPass,
+    as_final,
     exact_duplicates,
-    iter_outcome_rows,
     near_stage,
     outcome_path,
     read_outcomes,
     removal_table,
     sorted_rows,
-    write_lines,
 )
-from .outdir import OutputFolder, ResumeError, fingerprints
-from .plan import Rule, bucket_candidates, choose_rule, plan_part_units, survey_part
+from .outdir import OutputFolder, ResumeError
+from .plan import Rule, choose_rule
 from .process import (
     adapter_spec,
+    candidates_task,
     check_quarantine_fractions,
     check_sources,
     completed_units,
     make_adapter,
     num_samples_by_dataset,
+    probe_for,
     process_unit,
-    reconcile,
     stale_units,
+    survey_task,
     unit_marker,
+    units_task,
 )
-from .readers import Part
-from .recipe import Recipe, Sampling
-from .writer import ShardPlan, completed_shard, dump_json, plan_digest, write_atomic, write_shard
+from .recipe import Recipe
+from .reports import OUTPUTS, account, load_plan, write_quarantine, write_reports
+from .writer import completed_shard, dump_json, plan_digest, write_atomic, write_shard
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ResumeError", "init_ray", "map_shards", "quiet_ray", "run_build"]
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None,
-             *, verbose: bool = False):  # fmt: skip
-    """Join ``address`` (or ``RAY_ADDRESS``) if given, else start an embedded local Ray.
-
-    A cluster started with ``ray start --head`` uses token authentication when a token exists
-    (Ray's default), but a driver given an explicit address does not turn it on by itself: when
-    ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``
-    or ``~/.ray/auth_token``) it is turned on here (a cluster without authentication accepts it
-    too). Ray's own console lines are kept off the terminal (they stay in its session logs)."""
-    import ray
-
-    if ray.is_initialized():
-        return ray
-    quiet_ray(verbose)
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-    if address:
-        import m4_pipeline
-
-        _use_token_if_available()
-        # Ship this package to the cluster's workers (they may not have it installed; the native
-        # dependencies - ffmpeg, open3d's EGL, decord - must be installed on every node).
-        kwargs["runtime_env"] = {"py_modules": [str(Path(m4_pipeline.__file__).parent)]}
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as err:
-            raise BuildError(_connect_error(address, err)) from None
-    else:
-        if temp_dir:
-            kwargs["_temp_dir"] = temp_dir
-        ray.init(num_cpus=num_cpus, **kwargs)
-    quiet_ray(verbose)
-    return ray
-
-
-def _ray_where(ray, address: str | None) -> str:
-    """The cluster joined, or the local Ray's session folder (its processes' logs and sockets)."""
-    if address:
-        return address
-    try:
-        return ray._private.worker._global_node.get_session_dir_path()
-    except AttributeError:
-        return "local"
-
-
-def _auth_token_available() -> bool:
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return True
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
-    return Path(path).is_file()
-
-
-def _use_token_if_available() -> None:
-    if os.environ.get("RAY_AUTH_MODE") is None and _auth_token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"
-        from ray._raylet import Config
-
-        Config.initialize("")  # Ray reads the mode once per process: refresh it (as ray start does)
-
-
-def _connect_error(address: str, err: Exception) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    hint = ""
-    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token" and not _auth_token_available():
-        hint = ("; if the cluster uses token authentication (Ray's default), give this machine its token: "
-                "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (`ray get-auth-token` on the head "
-                "prints it)")  # fmt: skip
-    elif "auth" in text.lower() or "Unauthenticated" in text:
-        hint = "; the token given does not match the cluster's"
-    return f"cannot join the Ray cluster at {address}: {text}{hint}"
-
-
-def quiet_ray(verbose: bool = False) -> None:
-    """Keep Ray's INFO/WARNING lines (Ray Data's execution plans, the token notice) off the
-    terminal, where they break the progress bars; its session log files keep them all."""
-    if verbose:
-        return
-    import ray.data  # noqa: F401  (configures its loggers on import: adjust them after)
-
-    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
-        for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                handler.setLevel(logging.ERROR)
-
-
-OUTPUTS = ("manifest.json", "quarantine.jsonl", "duplicates.jsonl", "near_duplicates.jsonl",
-           "decontamination.jsonl", "index.json")  # fmt: skip
 # Builds with at most this many valid samples run the dedup and assembly stages in the driver's
 # process (no Ray Data dataset to start: about a second each); larger ones as Ray Data stages that
 # stream, so the driver's memory does not grow with the corpus.
@@ -211,7 +123,7 @@ def run_build(
         units, listing, inputs = _plan(ray, recipe, specs, progress=progress)
     identity = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "sources": str(sources_dir),
                 "pipeline_version": __version__}  # fmt: skip
-    with out.held({"ray": _ray_where(ray, ray_address or os.environ.get("RAY_ADDRESS"))}):
+    with out.held({"ray": ray_where(ray, ray_address or os.environ.get("RAY_ADDRESS"))}):
         run = out.begin(identity, resume=resume, overwrite=overwrite)
         with logging_redirect_tqdm():
             manifest = _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, started=started,
@@ -241,32 +153,6 @@ def _plain_errors(fn):
     return wrapper
 
 
-def _survey(spec: dict, part: list, sampling: dict, units_rule: dict | None, per_unit: int, tag: list) -> dict:
-    """One part's record count (and sampling-hash histogram), the files the listing read, and —
-    when the source keeps every record — its units at once."""
-    adapter = make_adapter(spec)
-    with adapter.src.recording() as reads:
-        out = survey_part(adapter, Part.from_list(part), Sampling(**sampling))
-        if units_rule is not None:
-            out["units"] = _units(adapter, part, 0, units_rule, per_unit, tag)
-    out["reads"] = fingerprints(adapter.root, reads)
-    return out
-
-
-def _units(adapter, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
-    source, rank, index = tag
-    units = plan_part_units(adapter, source, index, Part.from_list(part), base, Rule(**rule), per_unit)
-    return [{**u.to_row(), "rank": rank} for u in units]
-
-
-def _units_task(spec: dict, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
-    return _units(make_adapter(spec), part, base, rule, per_unit, tag)
-
-
-def _candidates_task(spec: dict, part: list, sampling: dict, bucket: int) -> list:
-    return bucket_candidates(make_adapter(spec), Part.from_list(part), Sampling(**sampling), bucket)
-
-
 def _plan(ray, recipe: Recipe, specs: dict, *, progress: bool) -> tuple[list[dict], dict, dict]:
     """Every source's work units, from Ray tasks that read the annotation parts (the driver lists
     parts only). Returns (units in source order, listing counts per source, file fingerprints
@@ -277,7 +163,7 @@ def _plan(ray, recipe: Recipe, specs: dict, *, progress: bool) -> tuple[list[dic
     for rank, src in enumerate(recipe.sources):
         for i, part in enumerate(make_adapter(specs[src.name]).parts()):
             jobs.append((src, rank, i, part.to_list()))
-    survey = _remote(ray, _survey)
+    survey = _remote(ray, survey_task)
     refs = []
     for src, rank, i, part in jobs:
         all_at_once = Rule("all").to_dict() if src.sampling.mode == "all" else None
@@ -294,7 +180,7 @@ def _plan(ray, recipe: Recipe, specs: dict, *, progress: bool) -> tuple[list[dic
         total = sum(s["records"] for *_, s in parts)
         rule, bucket = choose_rule(src.sampling, [s for *_, s in parts])
         if rule is None:  # random:N: the candidates of the bucket that straddles N
-            refs = [_remote(ray, _candidates_task)(specs[src.name], part, dataclasses.asdict(src.sampling), bucket)
+            refs = [_remote(ray, candidates_task)(specs[src.name], part, dataclasses.asdict(src.sampling), bucket)
                     for _, _, part, s in parts if any(b == bucket for b, _ in s["hist"])]  # fmt: skip
             candidates = [tuple(c) for found in ray.get(refs) for c in found]
             rule, _ = choose_rule(src.sampling, [s for *_, s in parts], candidates)
@@ -305,7 +191,7 @@ def _plan(ray, recipe: Recipe, specs: dict, *, progress: bool) -> tuple[list[dic
             found = [[{**u, "first_ordinal": u["first_ordinal"] + base} for u in s["units"]]
                      for (*_, s), base in zip(parts, bases)]  # fmt: skip
         else:
-            task = _remote(ray, _units_task)
+            task = _remote(ray, units_task)
             found = ray.get([task(specs[src.name], part, base, rule.to_dict(), per_unit, [src.name, rank, i])
                              for (_, i, part, _), base in zip(parts, bases)])  # fmt: skip
         source_units = [u for part_units in found for u in part_units]
@@ -389,7 +275,7 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
 
         def stage(unit: dict) -> dict:
             try:
-                probe = _probe(index, decontam) if index is not None else None
+                probe = probe_for(index, decontam) if index is not None else None
                 return process_unit(unit, staging, spec=specs[unit["source"]], recipe_name=name, recipe_version=version,
                                     recipe_sha256=sha, exact_key=exact_key, near_config=near_config,
                                     probe=probe)  # fmt: skip
@@ -414,17 +300,17 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
             pq.write_table(removal_table(near_removals), near_file)
             removal_files = [*removal_files, near_file]
     final = _final_pass(ray, recipe, staging, files, removal_files, in_process=in_process)
-    stats = _account(recipe, listing, units, summaries, final)
+    stats = account(recipe, listing, units, summaries, final)
     shards_planned = final.shards
     num_samples = num_samples_by_dataset({s: v["written"] for s, v in stats.items()}, recipe)
-    plans = [_load_plan(staging, name) for name in shards_planned]
+    plans = [load_plan(staging, name) for name in shards_planned]
     for p in plans:
         p.digest = plan_digest(p, num_samples)
     out.plan_outputs(run, [p.name for p in plans] + list(OUTPUTS) + list(extra_outputs))
     try:
         check_quarantine_fractions(stats, recipe)
     except BuildError:
-        _write_quarantine(out_dir, staging, files, final.collisions)
+        write_quarantine(out_dir, staging, files, final.collisions)
         raise
     shards = [info for p in plans if (info := completed_shard(out_dir, staging, p))]
     done_names = {s["name"] for s in shards}
@@ -433,7 +319,7 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
         plan_rows = [{"plan": p.name, "digest": p.digest} for p in todo_plans]
 
         def write(row: dict) -> dict:
-            plan = _load_plan(staging, row["plan"])
+            plan = load_plan(staging, row["plan"])
             plan.digest = row["digest"]
             return write_shard(plan, out_dir, staging, num_samples)
 
@@ -449,19 +335,7 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
     summary = contamination_summary(final.contamination, index) if index else {}
     reports = {"near_duplicates": near_rows, "decontamination": final.contamination,
                "decontamination_summary": summary}  # fmt: skip
-    return _write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs)
-
-
-_PROBES: dict = {}
-
-
-def _probe(index, config):
-    """The worker's benchmark probe, prepared once per build (not once per unit)."""
-    key = id(index)
-    if key not in _PROBES:
-        _PROBES.clear()
-        _PROBES[key] = ContaminationProbe(index, config)
-    return _PROBES[key]
+    return write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs)
 
 
 # --- after every unit: exact duplicates, near duplicates, statuses and shard plans ---------------
@@ -523,27 +397,6 @@ def _near_stage(ray, files, removal_files, config, in_process: bool):
     return ray.get(_remote(ray, near_stage)(files, removal_files, config))  # compact arrays, in one worker
 
 
-FINAL_COLUMNS = ["key", "kind", "rank", "ordinal", "source", "locator", "fingerprint", "content", "nbytes",
-                 "members", "fragment", "contam", "duplicate_of", "reason"]  # fmt: skip
-
-
-def _as_final(batch, kind: int):
-    """Outcome rows (kind 0) or removal rows (kind 1) in the final pass's common columns."""
-    import pyarrow as pa
-
-    n = batch.num_rows
-    cols = {}
-    for name in FINAL_COLUMNS:
-        if name == "kind":
-            cols[name] = pa.array([kind] * n, pa.int8())
-        elif name in batch.column_names:
-            cols[name] = batch[name]
-        else:
-            typ = {"nbytes": pa.int64(), "members": pa.list_(pa.string())}.get(name, pa.string())
-            cols[name] = pa.nulls(n, typ)
-    return pa.table(cols)
-
-
 def _final_pass(ray, recipe, staging: Path, files, removal_files, *, in_process: bool) -> FinalPass:
     """Statuses, shard plans (as files in ``staging/plans``) and the duplicates report, from the
     rows sorted by key, streamed through the driver one batch at a time."""
@@ -567,17 +420,17 @@ def _final_pass(ray, recipe, staging: Path, files, removal_files, *, in_process:
         import pyarrow as pa
 
         removals = pa.concat_tables([pq.read_table(f) for f in removal_files]) if removal_files else None
-        live = _as_final(read_outcomes(files, LIVE_COLUMNS, status="ok"), 0)
-        both = pa.concat_tables([live, _as_final(removals, 1)]) if removals is not None else live
+        live = as_final(read_outcomes(files, LIVE_COLUMNS, status="ok"), 0)
+        both = pa.concat_tables([live, as_final(removals, 1)]) if removals is not None else live
         absorbed = sorted_rows(removals, removal_key) if removals is not None else iter(())
         rows = sorted_rows(both, final_key)
     else:
-        live = _read(ray, files, LIVE_COLUMNS).map_batches(_as_final, fn_args=(0,), batch_format="pyarrow",
+        live = _read(ray, files, LIVE_COLUMNS).map_batches(as_final, fn_args=(0,), batch_format="pyarrow",
                                                            batch_size=None)  # fmt: skip
         if removal_files:
             removals = _read(ray, removal_files, status=None)
             absorbed = _stream(removals.sort(removal_key))
-            live = live.union(removals.map_batches(_as_final, fn_args=(1,), batch_format="pyarrow", batch_size=None))
+            live = live.union(removals.map_batches(as_final, fn_args=(1,), batch_format="pyarrow", batch_size=None))
         else:
             absorbed = iter(())
         rows = _stream(live.sort(final_key))
@@ -597,107 +450,6 @@ def _stream(ds):
     """A sorted dataset's rows, in order, a batch at a time."""
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=4096):
         yield from batch.to_pylist()
-
-
-def _load_plan(staging: Path, name: str) -> ShardPlan:
-    return ShardPlan(**json.loads((staging / "plans" / f"{name}.json").read_text()))
-
-
-def _account(recipe, listing: dict, units: list[dict], summaries: dict, final: FinalPass) -> dict[str, dict]:
-    """Per-source counts that reconcile: read = written + quarantined (by reason) + duplicates
-    + decontaminated."""
-    stats = {}
-    for src in recipe.sources:
-        quarantined: Counter = Counter()
-        read = 0
-        for u in units:
-            if u["source"] == src.name:
-                s = summaries[u["unit_id"]]
-                read += s["records"]
-                quarantined.update(s["quarantined"])
-        quarantined.update(c["reason"] for c in final.collisions if c["source"] == src.name)
-        counts = final.counts.get(src.name, {"written": 0, "duplicates": 0, "decontaminated": 0})
-        stats[src.name] = {"listed": listing[src.name]["listed"], "selected": listing[src.name]["selected"],
-                           "read": read, "written": counts["written"], "quarantined": dict(sorted(quarantined.items())),
-                           "duplicates": counts["duplicates"], "decontaminated": counts["decontaminated"]}  # fmt: skip
-    reconcile(stats)
-    for s in stats.values():
-        s.pop("selected")
-    return stats
-
-
-# --- reports -------------------------------------------------------------------------------------
-
-QUARANTINE_COLUMNS = ["source", "rank", "ordinal", "source_file", "locator", "key", "reason", "detail"]
-
-
-def _write_quarantine(out_dir: Path, staging: Path, files: list[Path], collisions: list[dict]) -> int:
-    """quarantine.jsonl, in listing order (source, position), streamed from the outcome files."""
-    rows = heapq.merge(
-        iter_outcome_rows(files, QUARANTINE_COLUMNS, status="quarantined"),
-        sorted(collisions, key=lambda c: (c["rank"], c["ordinal"])),
-        key=lambda r: (r["rank"], r["ordinal"]),
-    )
-    keys = ("source", "source_file", "locator", "key", "reason", "detail")
-    lines = (dump_json({k: r.get(k, "") for k in keys}) + b"\n" for r in rows)
-    return write_lines(out_dir / "quarantine.jsonl", lines, tmp_dir=staging)
-
-
-def _write_reports(out_dir: Path, staging: Path, recipe: Recipe, files, final, stats, shards, started, reports,
-                   extra_outputs) -> dict:  # fmt: skip
-    """The reports, each written atomically; ``index.json`` last, listing every file of the build."""
-    written: dict[str, int | None] = {"quarantine.jsonl": _write_quarantine(out_dir, staging, files, final.collisions)}
-
-    def put(name: str, data: bytes) -> None:
-        write_atomic(out_dir / name, data, tmp_dir=staging)
-        written[name] = len(data)
-
-    os.replace(staging / "duplicates.part", out_dir / "duplicates.jsonl")
-    written["duplicates.jsonl"] = (out_dir / "duplicates.jsonl").stat().st_size
-    for name in ("near_duplicates", "decontamination"):
-        put(f"{name}.jsonl", b"".join(dump_json(r) + b"\n" for r in reports[name]))
-    totals = {
-        "read": sum(s["read"] for s in stats.values()),
-        "written": sum(s["written"] for s in stats.values()),
-        "quarantined": sum(sum(s["quarantined"].values()) for s in stats.values()),
-        "duplicates": sum(s["duplicates"] for s in stats.values()),
-        "decontaminated": sum(s["decontaminated"] for s in stats.values()),
-    }
-    wall = time.time() - started
-    manifest = {
-        "recipe": recipe.name,
-        "recipe_version": recipe.version,
-        "pipeline_version": __version__,
-        "totals": totals,
-        "sources": stats,
-        "near_duplicate_clusters": len(reports["near_duplicates"]),
-        "decontamination": reports["decontamination_summary"],
-        "shards": shards,
-        "wall_seconds": round(wall, 3),
-        "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
-        "driver_peak_rss_mb": round(_peak_rss_mb(), 1),
-    }
-    put("manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
-    written["manifest.json"] = None  # its timings vary from run to run: the index stays byte-identical
-    files_ = [{"name": n, "bytes": b} for n, b in sorted(written.items())]
-    files_ += [{"name": n, "bytes": None} for n in extra_outputs]
-    index = {
-        "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")} for s in shards],
-        "files": files_,
-    }
-    put("index.json", (json.dumps(index, indent=2) + "\n").encode())  # written last
-    return manifest
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM; ru_maxrss would carry a parent's across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rows(ds):
@@ -726,8 +478,6 @@ def _build_error_in(err: BaseException) -> BaseException | None:
     return None
 
 
-
-
 def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpus: int | None = None,
                progress: bool = False, verbose: bool = False) -> list:  # fmt: skip
     """``fn(path)`` for every shard, one Ray task each; results (JSON-ready) in the order of ``paths``."""
@@ -749,5 +499,3 @@ def map_shards(fn, paths: list[Path], *, ray_address: str | None = None, num_cpu
             rows.append(row)
             bar.update(1)
     return [json.loads(r["result"]) for r in sorted(rows, key=lambda r: r["i"])]
-
-

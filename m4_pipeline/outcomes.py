@@ -111,6 +111,27 @@ def removal_table(rows: list[dict]) -> pa.Table:
 # --- the final pass ------------------------------------------------------------------------------
 
 
+FINAL_COLUMNS = ["key", "kind", "rank", "ordinal", "source", "locator", "fingerprint", "content", "nbytes",
+                 "members", "fragment", "contam", "duplicate_of", "reason"]  # fmt: skip
+
+
+def as_final(batch, kind: int):
+    """Outcome rows (kind 0) or removal rows (kind 1) in the final pass's common columns."""
+    import pyarrow as pa
+
+    n = batch.num_rows
+    cols = {}
+    for name in FINAL_COLUMNS:
+        if name == "kind":
+            cols[name] = pa.array([kind] * n, pa.int8())
+        elif name in batch.column_names:
+            cols[name] = batch[name]
+        else:
+            typ = {"nbytes": pa.int64(), "members": pa.list_(pa.string())}.get(name, pa.string())
+            cols[name] = pa.nulls(n, typ)
+    return pa.table(cols)
+
+
 class FinalPass:
     """Statuses, shard plans and reports from one pass over the key-sorted rows.
 
@@ -236,10 +257,9 @@ def near_stage(files: list[Path], removal_files: list[Path], config) -> tuple[li
         for ri, r in enumerate(pq.read_table(f, columns=NEAR_COLUMNS).to_pylist()):
             if r["status"] != "ok" or r["contam"] or (r["rank"], r["ordinal"]) in removed:
                 continue
-            if r["media_reps"] or r["text_bands"]:
+            if r["media_reps"] or r["text_bands"] or config.text_level == "turn":
                 rows.append((r["key"], r["pixels"] or 0, r["media_reps"] or [], r["text_bands"] or []))
                 where.append((fi, ri, r))
-    live = LiveArrays.build(rows)
     cache: dict[int, list] = {}
 
     def signature(i: int) -> SampleSignature:
@@ -249,7 +269,12 @@ def near_stage(files: list[Path], removal_files: list[Path], config) -> tuple[li
             cache[fi] = pq.read_table(files[fi], columns=["signature"])["signature"].to_pylist()
         return SampleSignature.from_row(json.loads(cache[fi][ri]))
 
-    clusters = near_duplicate_clusters(live, config, signature)
+    if config.text_level == "turn":  # aligned-turn matching has no compact keys: compare signatures
+        from .dedup.near import find_near_duplicates
+
+        clusters = find_near_duplicates([signature(i) for i in range(len(where))], config).rows
+    else:
+        clusters = near_duplicate_clusters(LiveArrays.build(rows), config, signature)
     by_key = {where[i][2]["key"]: where[i][2] for i in range(len(where))}
     removals = []
     for c in clusters:

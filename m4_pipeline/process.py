@@ -22,11 +22,13 @@ from pathlib import Path
 from .adapters import RawRecord, get_adapter
 from .dedup import get_exact_key, signature_of
 from .dedup.candidates import media_reps, text_bands
+from .dedup.decontam import ContaminationProbe
 from .errors import BuildError, SourceError
 from .outcomes import outcome_path, write_outcomes
 from .outdir import changed_files, fingerprints
-from .plan import unit_records
-from .recipe import Recipe
+from .plan import Rule, bucket_candidates, plan_part_units, survey_part, unit_records
+from .readers import Part
+from .recipe import Recipe, Sampling
 from .sample import make_key
 from .validate import check_sample
 from .writer import sample_members, write_atomic, write_tar
@@ -84,7 +86,48 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name)
 
 
+# --- listing tasks (workers): survey a part, cut its units -----------------------------------------
+
+
+def survey_task(spec: dict, part: list, sampling: dict, units_rule: dict | None, per_unit: int, tag: list) -> dict:
+    """One part's record count (and sampling-hash histogram), the files the listing read, and —
+    when the source keeps every record — its units at once."""
+    adapter = make_adapter(spec)
+    with adapter.src.recording() as reads:
+        out = survey_part(adapter, Part.from_list(part), Sampling(**sampling))
+        if units_rule is not None:
+            out["units"] = _units(adapter, part, 0, units_rule, per_unit, tag)
+    out["reads"] = fingerprints(adapter.root, reads)
+    return out
+
+
+def _units(adapter, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
+    source, rank, index = tag
+    units = plan_part_units(adapter, source, index, Part.from_list(part), base, Rule(**rule), per_unit)
+    return [{**u.to_row(), "rank": rank} for u in units]
+
+
+def units_task(spec: dict, part: list, base: int, rule: dict, per_unit: int, tag: list) -> list[dict]:
+    return _units(make_adapter(spec), part, base, rule, per_unit, tag)
+
+
+def candidates_task(spec: dict, part: list, sampling: dict, bucket: int) -> list:
+    return bucket_candidates(make_adapter(spec), Part.from_list(part), Sampling(**sampling), bucket)
+
+
 # --- normalize -> media -> validate -> stage (workers) ------------------------------------------
+
+
+_PROBES: dict = {}
+
+
+def probe_for(index, config):
+    """The worker's benchmark probe, prepared once per build (not once per unit)."""
+    key = id(index)
+    if key not in _PROBES:
+        _PROBES.clear()
+        _PROBES[key] = ContaminationProbe(index, config)
+    return _PROBES[key]
 
 
 def process_unit(

@@ -21,8 +21,6 @@ from m4_pipeline.dedup import (
     band_records,
     brute_force_pairs,
     build_clusters,
-    cluster_rows,
-    exact_clusters,
     find_near_duplicates,
     get_exact_key,
     minhash,
@@ -104,16 +102,6 @@ def test_exact_keys_text_media_both():
     assert isinstance(get_exact_key("both"), TextMediaKey)
     with pytest.raises(KeyError, match="valid: both, media, text"):
         get_exact_key("pixels")
-
-
-def test_exact_clusters_cross_source_with_keep_policy():
-    keyed = [("nlvr2-b", "d1"), ("llava_mix-a", "d1"), ("nlvr2-z", "d1"), ("nlvr2-c", "d2")]
-    clusters = exact_clusters(keyed, reason="exact_media", pixels={"nlvr2-z": 640 * 480, "nlvr2-b": 640 * 480})
-    assert len(clusters) == 1
-    c = clusters[0]
-    assert c.members == ["llava_mix-a", "nlvr2-b", "nlvr2-z"] and c.kept == "nlvr2-b"  # most pixels, then key
-    row = cluster_rows(clusters, kind="exact_duplicate")[0]
-    assert row["removed"] == ["llava_mix-a", "nlvr2-z"] and row["reason"] == "exact_media"
 
 
 def test_keep_policy_ignores_edge_order():

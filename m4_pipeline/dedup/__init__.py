@@ -18,7 +18,7 @@ from .bands import BandPlan, band_records, brute_force_pairs, cross_pairs, near_
 from .clusters import Cluster, Edge, UnionFind, build_clusters, cluster_rows, duplicate_of
 from .config import DecontamConfig, NearDupConfig
 from .decontam import BenchmarkIndex, build_index, contamination_summary, find_contamination, index_items
-from .exact import EXACT_KEYS, ExactKey, MediaKey, TextKey, TextMediaKey, exact_clusters, get_exact_key
+from .exact import EXACT_KEYS, ExactKey, MediaKey, TextKey, TextMediaKey, get_exact_key
 from .near import NearDupResult, find_near_duplicates, judge_pair, media_items, media_match, text_match
 from .phash import hamming, phash_bytes, phash_image, phash_images
 from .signature import SampleSignature, SlotHash, signature_of
@@ -29,7 +29,7 @@ __all__ = [
     "MinHashConfig", "MinHashIndex", "NearDupConfig", "NearDupResult", "SampleSignature", "SlotHash", "TextKey",
     "TextMediaKey", "UnionFind", "band_records", "brute_force_pairs", "build_clusters", "build_index",
     "candidate_pairs_in_bucket", "cluster_rows", "contamination_summary", "cross_pairs", "duplicate_of",
-    "exact_clusters", "find_contamination", "find_near_duplicates", "get_exact_key", "hamming", "index_items",
+    "find_contamination", "find_near_duplicates", "get_exact_key", "hamming", "index_items",
     "judge_pair", "lsh_bands", "media_items", "media_match", "minhash", "minhash_band_records", "near_pairs",
     "pairs_in_band", "phash_bytes", "phash_image", "phash_images", "signature_of", "text_match",
 ]  # fmt: skip

@@ -1,8 +1,9 @@
 """Exact-duplicate keys: one small strategy class per notion of "the same sample".
 
-An :class:`ExactKey` maps a :class:`~m4_pipeline.sample.Sample` to a hex digest; samples with
-equal digests are exact duplicates. :class:`TextMediaKey` (the default) gives the same digest as
-``process.fingerprint`` did, so swapping one for the other changes no duplicate and no report.
+An :class:`ExactKey` maps a :class:`~m4_pipeline.sample.Sample` to a hex digest (the outcome
+row's ``fingerprint``); samples with equal digests are exact duplicates, and
+:func:`m4_pipeline.outcomes.exact_duplicates` — the one place that removes them — keeps the
+smallest key of each.
 
 - ``text``:  roles + whitespace-normalized turn texts (the same conversation over any media);
 - ``media``: the media bytes in placeholder order (the same images/frames with any text);
@@ -12,11 +13,8 @@ equal digests are exact duplicates. :class:`TextMediaKey` (the default) gives th
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
 
 from ..sample import Sample
-from .clusters import Cluster, Edge, build_clusters
 from .text import exact_text
 
 
@@ -92,21 +90,3 @@ def get_exact_key(name: str) -> ExactKey:
         return EXACT_KEYS[name]()
     except KeyError:
         raise KeyError(f"unknown exact key {name!r}; valid: {', '.join(sorted(EXACT_KEYS))}") from None
-
-
-def exact_clusters(
-    keyed: Iterable[tuple[str, str]], *, reason: str, pixels: Mapping[str, int] | None = None
-) -> list[Cluster]:
-    """Clusters of sample keys sharing a digest, from (sample key, digest) pairs.
-
-    Every member gets an edge to the group's smallest key, so the report names the digest's
-    whole group; the kept member follows the keep policy of :mod:`.clusters`.
-    """
-    by_digest: dict[str, list[str]] = defaultdict(list)
-    for key, digest in keyed:
-        by_digest[digest].append(key)
-    edges = []
-    for digest, keys in by_digest.items():
-        keys = sorted(set(keys))
-        edges += [Edge(keys[0], k, reason, digest) for k in keys[1:]]
-    return build_clusters(edges, pixels)

@@ -18,6 +18,7 @@ Unit ids depend on (source, part, chunk) only, so a resumed build finds the same
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -122,7 +123,9 @@ class Unit:
     rule: dict
 
     def to_row(self) -> dict:
-        return asdict(self)
+        """A row of flat columns (``start`` and ``rule`` as JSON text: a part's list mixes types,
+        which a columnar block would otherwise pickle)."""
+        return {**asdict(self), "start": json.dumps(self.start), "rule": json.dumps(self.rule, sort_keys=True)}
 
 
 def plan_part_units(adapter, source: str, part_index: int, part: Part, base_ordinal: int, rule: Rule,
@@ -150,8 +153,9 @@ def plan_part_units(adapter, source: str, part_index: int, part: Part, base_ordi
 
 def unit_records(adapter, unit: dict) -> Iterator[tuple[int, RawRecord]]:
     """(source ordinal, record) of the selected records of a unit, read from its start."""
-    rule = Rule(**unit["rule"])
-    walked = islice(adapter.records(Part.from_list(unit["start"])), unit["skip"], unit["skip"] + unit["walk"])
+    rule = Rule(**json.loads(unit["rule"]))
+    start = Part.from_list(json.loads(unit["start"]))
+    walked = islice(adapter.records(start), unit["skip"], unit["skip"] + unit["walk"])
     for k, record in enumerate(walked):
         ordinal = unit["first_ordinal"] + k
         if rule.selects(ordinal, adapter.key_for(record)):

@@ -234,6 +234,17 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _data_roots(items: list[str]) -> dict[str, str]:
+    """``NAME=DIR`` pairs (the roots video references resolve under)."""
+    out = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--data-root {item!r}: expected NAME=DIR")
+        out[name] = folder
+    return out
+
+
 def cmd_check_train(args) -> int:
     try:
         from .train import CheckOptions, format_report, run_check
@@ -253,6 +264,7 @@ def cmd_check_train(args) -> int:
         dtype=args.dtype,
         run_model=not args.loader_only,
         limit=args.limit,
+        data_roots=_data_roots(args.data_root),
     )
     try:
         report = run_check(args.shards, options)
@@ -290,9 +302,9 @@ def cmd_audit(args) -> int:
 def cmd_export(args) -> int:
     from . import export
 
-    progress = not args.quiet
+    progress, cluster = not args.quiet, {"ray_address": args.ray_address, "num_cpus": args.num_cpus}
     if args.format == "llava-json":
-        report = export.export_llava_json(args.shards, args.out, progress=progress)
+        report = export.export_llava_json(args.shards, args.out, progress=progress, cluster=cluster)
     elif args.format == "st-align":
         stages = {}
         for item in args.stage:
@@ -301,9 +313,10 @@ def cmd_export(args) -> int:
                 raise ValueError(f"--stage {item!r}: expected SOURCE=N (N a stage number)")
             stages[name] = int(n)
         report = export.export_st_align(args.shards, args.out, stages=stages, relative=args.relative_paths,
-                                        progress=progress)  # fmt: skip
+                                        progress=progress, data_roots=_data_roots(args.data_root),
+                                        cluster=cluster)  # fmt: skip
     else:
-        report = export.export_parquet(args.shards, args.out, progress=progress)
+        report = export.export_parquet(args.shards, args.out, progress=progress, cluster=cluster)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -390,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device for the model pass, e.g. cuda")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--limit", type=int, help="check only the first N samples")
+    p.add_argument("--data-root", action="append", default=[], metavar="NAME=DIR",
+                   help="a source's video folder, for video references (default: the build's manifest)")  # fmt: skip
     p.add_argument("--loader-only", action="store_true", help="skip the model pass (inputs and token checks)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check_train)
@@ -410,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="st-align: the training stage of a source (default 3)")  # fmt: skip
     p.add_argument("--relative-paths", action="store_true",
                    help="st-align: json_path / data_folder relative to the stage YAML (default: absolute)")  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--data-root", action="append", default=[], metavar="NAME=DIR",
+                   help="st-align: a source's video folder for references (default: from the manifest)")  # fmt: skip
+    ray_opts(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="a self-contained HTML report with a sample browser")

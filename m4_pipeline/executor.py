@@ -335,7 +335,8 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
     summary = contamination_summary(final.contamination, index) if index else {}
     reports = {"near_duplicates": near_rows, "decontamination": final.contamination,
                "decontamination_summary": summary}  # fmt: skip
-    return write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs)
+    roots = {name: str(Path(spec["root"]).resolve()) for name, spec in specs.items()}
+    return write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs, roots)
 
 
 # --- after every unit: exact duplicates, near duplicates, statuses and shard plans ---------------

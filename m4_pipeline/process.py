@@ -47,6 +47,8 @@ def adapter_spec(recipe: Recipe, source_name: str, sources_dir: Path) -> dict:
         "params": dataclasses.asdict(src.params),
         "source_name": src.name,
         "symlinks": src.symlinks,
+        "media": src.media,
+        "max_side": src.max_side,
     }
 
 
@@ -59,6 +61,8 @@ def _adapter_from_json(spec_json: str):
         cls.Params(**spec["params"]),
         source_name=spec["source_name"],
         symlinks=spec.get("symlinks", "refuse"),
+        media=spec.get("media", "frames"),
+        max_side=spec.get("max_side", 384),
     )
 
 

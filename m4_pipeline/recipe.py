@@ -6,6 +6,8 @@ A recipe is a YAML file, validated on load; every error names the file and the b
     version: "1"
     output: {shard_max_samples: 1000, shard_max_bytes: 256MB}
     dedup: {exact: true}
+    media: frames              # a video slot as frames | clip | reference (default for every source)
+    max_side: 384              # video frames and clips scaled to this longer side (0: as decoded)
     sources:
       - name: nlvr2            # the source's name in provenance and statistics
         adapter: nlvr2         # a name from ``m4 sources``
@@ -13,6 +15,7 @@ A recipe is a YAML file, validated on load; every error names the file and the b
         sampling: first:100    # all | first:N | random:N
         seed: 0
         params: {...}          # the adapter's own parameters (see its Params class)
+        media: reference       # overrides the recipe's media / max_side for this source
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class SourceSpec:
     params: Any  # the adapter's Params dataclass instance
     symlinks: str = "refuse"  # refuse | inside: follow symlinks that stay inside the source root
     max_quarantine_fraction: float = 0.5  # past it the build fails, naming the dominant reason
+    media: str = "frames"  # a video slot as frames | clip (one H.264 of the sampled frames) | reference (no pixels)
+    max_side: int = 384  # video frames and clips scaled down to this longer side (0: as decoded)
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,9 @@ class Recipe:
         raise KeyError(name)
 
 
-_TOP_KEYS = {"name", "version", "description", "output", "dedup", "sources"}
-_SOURCE_KEYS = {"name", "adapter", "path", "sampling", "seed", "params", "symlinks", "max_quarantine_fraction"}
+_TOP_KEYS = {"name", "version", "description", "output", "dedup", "sources", "media", "max_side"}
+_SOURCE_KEYS = {"name", "adapter", "path", "sampling", "seed", "params", "symlinks", "max_quarantine_fraction",
+                "media", "max_side"}  # fmt: skip
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -257,8 +263,22 @@ def _parse_dedup(raw: Any, where: str) -> DedupSpec:
     return spec
 
 
+def _media(raw: dict, default: tuple[str, int], where: str) -> tuple[str, int]:
+    """How video slots are stored (``media``) and the longer side frames are scaled to
+    (``max_side``): set for the whole recipe, or for one source."""
+    from .adapters.base import MEDIA_MODES
+
+    media, max_side = raw.get("media", default[0]), raw.get("max_side", default[1])
+    if media not in MEDIA_MODES:
+        raise RecipeError(f"{where}.media: {media!r} is not one of {', '.join(MEDIA_MODES)}")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 0:
+        raise RecipeError(f"{where}.max_side: expected a non-negative integer, got {max_side!r}")
+    return media, max_side
+
+
 def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
     from .adapters import get_adapter  # the registry; imported here to keep recipe loading light
+    from .adapters.base import DEFAULT_MAX_SIDE, MEDIA_MODES
 
     raw = _check_keys(raw, _TOP_KEYS, where)
     for required in ("name", "sources"):
@@ -275,6 +295,7 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
     if output.shard_max_samples < 1 or output.shard_max_bytes < 1 or output.records_per_unit < 1:
         raise RecipeError(f"{where}: output: limits must be positive")
     dedup = _parse_dedup(raw.get("dedup") or {}, f"{where}: dedup")
+    default_media, default_side = _media(raw, (MEDIA_MODES[0], DEFAULT_MAX_SIDE), where)
     if not isinstance(raw["sources"], list) or not raw["sources"]:
         raise RecipeError(f"{where}: 'sources' must be a non-empty list")
     sources, seen = [], set()
@@ -300,6 +321,7 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
         fraction = src.get("max_quarantine_fraction", 0.5)
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
             raise RecipeError(f"{at}.max_quarantine_fraction: expected a number in [0, 1], got {fraction!r}")
+        media, max_side = _media(src, (default_media, default_side), at)
         path = str(src.get("path", name))
         if path.startswith("/") or ".." in Path(path).parts:
             raise RecipeError(f"{at}.path: {path!r} must be relative to --sources, without '..'")
@@ -312,6 +334,8 @@ def parse_recipe(raw: Any, where: str = "recipe") -> Recipe:
                 params=build_params(adapter_cls.Params, src.get("params"), f"{at}.params"),
                 symlinks=symlinks,
                 max_quarantine_fraction=float(fraction),
+                media=media,
+                max_side=max_side,
             )
         )
     return Recipe(

@@ -67,7 +67,7 @@ def write_quarantine(out_dir: Path, staging: Path, files: list[Path], collisions
 
 
 def write_reports(out_dir: Path, staging: Path, recipe: Recipe, files, final, stats, shards, started, reports,
-                   extra_outputs) -> dict:  # fmt: skip
+                   extra_outputs, data_roots: dict[str, str]) -> dict:  # fmt: skip
     """The reports, each written atomically; ``index.json`` last, listing every file of the build."""
     written: dict[str, int | None] = {"quarantine.jsonl": write_quarantine(out_dir, staging, files, final.collisions)}
 
@@ -99,6 +99,7 @@ def write_reports(out_dir: Path, staging: Path, recipe: Recipe, files, final, st
         "wall_seconds": round(wall, 3),
         "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
         "driver_peak_rss_mb": round(peak_rss_mb(), 1),
+        "data_roots": data_roots,  # where video references resolve (m4_pipeline.media.refs)
     }
     put("manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     written["manifest.json"] = None  # its timings vary from run to run: the index stays byte-identical

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Family = Literal["m4", "st"]
-MediaKind = Literal["image", "frame", "view", "patch"]
-MEDIA_KINDS: tuple[str, ...] = ("image", "frame", "view", "patch")
+MediaKind = Literal["image", "frame", "view", "patch", "clip", "video"]
+MEDIA_KINDS: tuple[str, ...] = ("image", "frame", "view", "patch", "clip", "video")
 ROLES = ("human", "gpt")
 
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -36,6 +36,13 @@ class Media:
     ``data`` holds encoded bytes (``ext`` tells their format). Kind-specific fields:
     frames carry ``frame_index`` and ``timestamp``; views carry ``pose`` (4x4 camera-to-world)
     and ``intrinsics`` (3x3); patches carry ``grid`` ([row, col], or None for the base image).
+
+    A video slot is either its frames (one ``frame`` each), or one ``clip`` (an H.264 file of
+    exactly the sampled frames), or one ``video`` reference with no bytes at all: ``ref`` names
+    the source video (``root``: the data root, a recipe source's name; ``path`` under it; its
+    ``size`` and ``sha256``). Clips and references list the source ``frames`` they stand for and
+    their times: ``fps`` alone when it gives every time (:func:`frame_span`; a constant frame rate,
+    the usual case: 100 times would double a reference's size), else ``timestamps``.
     """
 
     kind: MediaKind
@@ -49,15 +56,53 @@ class Media:
     grid: list[int] | None = None
     size: list[int] | None = None  # [width, height] of the encoded image
     ops: list[str] | None = None  # normalization applied, e.g. ["exif_orientation:6", "jpeg:95"]
+    frames: list[int] | None = None  # clip / video: the source frame indices, in order
+    timestamps: list[float] | None = None  # clip / video: their times in seconds, unless ``fps`` gives them
+    fps: float | None = None  # clip / video: the source's frame rate when it gives every frame's time
+    ref: dict[str, Any] | None = None  # video: {root, path, size, sha256} of the source video
     # The PIL image that ``data`` decodes to, bit for bit, while a later step in the same worker may
     # want the pixels (the dedup signature hashes them rather than decode ``data`` again). Never
     # serialized or compared; the last step that needs it sets it back to None.
     decoded: Any = field(default=None, repr=False, compare=False)
 
+    def source_frames(self) -> list[int]:
+        """The source frames this medium stands for: a frame its own, a clip or a video reference
+        the ones it lists, anything else none."""
+        if self.kind == "frame":
+            return [] if self.frame_index is None else [self.frame_index]
+        return list(self.frames or []) if self.kind in ("clip", "video") else []
+
+    def times(self) -> list[float]:
+        """A clip's or reference's frame times in seconds."""
+        if self.timestamps is not None or not self.fps:
+            return list(self.timestamps or [])
+        return [frame_time(i, self.fps) for i in self.frames or []]
+
+    def digest(self) -> bytes:
+        """What makes two media the same content: the sha256 of their bytes; for a reference
+        (no bytes) of the source video's sha256 and the frames it stands for."""
+        if self.kind == "video" and self.ref:
+            return hashlib.sha256(f"{self.ref.get('sha256')}:{self.frames}".encode()).digest()
+        return hashlib.sha256(self.data).digest()
+
     def describe(self) -> dict[str, Any]:
         """The media's metadata without its bytes, as stored in the provenance."""
         bare = replace(self, data=b"", decoded=None)  # asdict would deep-copy the pixels
         return {k: v for k, v in asdict(bare).items() if k not in ("data", "decoded") and v is not None}
+
+
+def frame_time(index: int, fps: float) -> float:
+    """The time of a frame of a constant-rate video, in seconds (to the microsecond)."""
+    return round(index / fps, 6)
+
+
+def frame_span(frames: list[int], times: list[float], fps: float | None) -> dict[str, Any]:
+    """A clip's or reference's ``frames`` with their times: ``fps`` alone when every time is
+    within half a millisecond of :func:`frame_time` (a constant frame rate, no start offset),
+    else the ``timestamps`` (variable rate, an edit list's offset)."""
+    if fps and all(abs(t - frame_time(i, fps)) <= 0.0005 for i, t in zip(frames, times, strict=True)):
+        return {"frames": frames, "fps": fps}
+    return {"frames": frames, "timestamps": times}
 
 
 @dataclass

@@ -125,6 +125,12 @@ def _check_media(sample: Sample, bad) -> None:
         kinds_by_slot[m.slot].add(m.kind)
         if m.kind == "frame" and (m.frame_index is None or m.timestamp is None):
             bad(where, "a video frame needs its source frame_index and timestamp")
+        if m.kind in ("clip", "video") and (not m.frames or len(m.times()) != len(m.frames)):
+            bad(where, f"a {m.kind} needs its source frames and one timestamp each")
+        if m.kind == "clip" and not m.data:
+            bad(where, "a clip needs its bytes")
+        if m.kind == "video" and not (isinstance(m.ref, dict) and {"root", "path", "size", "sha256"} <= set(m.ref)):
+            bad(where, "a video reference needs ref {root, path, size, sha256}")
         if m.kind == "view" and (m.pose is None or m.intrinsics is None):
             bad(where, "a 3D view needs its camera pose and intrinsics")
     for slot, kinds in kinds_by_slot.items():
@@ -152,14 +158,14 @@ def _check_st(sample: Sample, bad, with_media: bool) -> None:
     if isinstance(video, str) and "shareVideoGPTV" in video:
         bad("video", "ST samples must not use 'shareVideoGPTV' paths (the loader reads those as 10 frames)")
     if video is not None:
-        frames = [m for m in sample.media if m.kind == "frame"]
+        frames = [i for m in sample.media for i in m.source_frames()]
         if (with_media or sample.media) and len(frames) != ST_FRAMES:
             bad("media", f"an ST-Align video needs exactly {ST_FRAMES} frames, got {len(frames)}")
         split = (sample.record.get("meta") or {}).get("split")
         if split is not None:
             if not (isinstance(split, list) and len(split) == 2 and split[0] <= split[1]):
                 bad("meta.split", f"must be [start_frame, end_frame] with start <= end, got {split!r}")
-            elif any(not split[0] <= f.frame_index <= split[1] for f in frames):
+            elif any(not split[0] <= f <= split[1] for f in frames):
                 bad("media", f"frame indices fall outside meta.split {split}")
     variables = sample.record.get("variables")
     if not isinstance(variables, dict):

@@ -24,7 +24,8 @@ from .sample import Sample
 def sample_members(sample: Sample) -> list[tuple[str, bytes]]:
     record = to_shard_json(sample)
     members = [(f"{sample.key}.json", dump_json(record))]
-    members += [(f"{sample.key}.{i}.{m.ext}", m.data) for i, m in enumerate(sample.media)]
+    # a video reference has no bytes: no member (the media keep their numbers)
+    members += [(f"{sample.key}.{i}.{m.ext}", m.data) for i, m in enumerate(sample.media) if m.kind != "video"]
     return members
 
 

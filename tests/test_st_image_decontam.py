@@ -4,6 +4,7 @@ import datetime
 import pickle
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from m4_pipeline.adapters.st_image import flickr_mini, refer_mini
@@ -53,3 +54,19 @@ def test_flickr30k_test_images_in_both_forms(tmp_path, form):
     assert found.benchmark == "flickr30k/test" and found.item_id == "1007129816"
     assert found.image_ids == ["flickr30k:1007129816"] and found.images[0].is_file()
     assert found.questions == ["A man with pierced ears is wearing glasses and an orange hat ."]
+
+
+def test_a_training_sample_on_a_flickr30k_test_image_is_found_by_its_id(tmp_path):
+    from m4_pipeline.dedup import build_index, find_contamination, signature_of
+    from m4_pipeline.media.images import encode_jpeg
+    from m4_pipeline.sample import Media, Sample, Turn
+    from m4_pipeline.synthetic import synthetic_image
+
+    flickr_mini.write_entities(tmp_path / "flickr30k")
+    index = build_index({"flickr30k": tmp_path / "flickr30k"})
+    image = [Media("image", 0, encode_jpeg(np.asarray(synthetic_image(5))), "jpg")]
+    turns = [Turn("human", "<image>\nDescribe the picture in detail."), Turn("gpt", "A street at night.")]
+    named = {"test": "flickr30k/flickr30k-images/1007129816.jpg", "train": "flickr30k/flickr30k-images/1000092795.jpg"}
+    training = [Sample(key, "st", turns, record={"image": path}, media=image) for key, path in named.items()]
+    rows = find_contamination(index, [signature_of(s) for s in training])
+    assert {(r["training_key"], r["benchmark"], r["reason"]) for r in rows} == {("test", "flickr30k/test", "image_id")}

@@ -17,6 +17,7 @@ through it), keys, provenance, the M4 / ST record builders, template choice, typ
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -30,11 +31,12 @@ from ..errors import BuildError, MediaError, SourceError
 from ..formats import m4_record
 from ..media.images import encode_jpeg, normalize_image, read_image_file
 from ..media.patches import PadToSquare
-from ..media.video import frame_media, iter_frames, probe
+from ..media.video import clip_media, frame_files, frame_media, frame_times, iter_frames, probe
 from ..paths import SourceRoot
 from ..readers import Item, ParquetBlobs, Part, get_reader, is_blob
-from ..sample import Family, Media, Provenance, Sample, Turn, make_key
+from ..sample import Family, Media, Provenance, Sample, Turn, frame_span, make_key
 from ..templates import choose, render
+from ..writer import file_sha256
 
 __all__ = [
     "REGISTRY",
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 REGISTRY: dict[str, type[Adapter]] = {}
+MEDIA_MODES = ("frames", "clip", "reference")  # how a video slot is stored (a recipe source's ``media``)
+DEFAULT_MAX_SIDE = 384  # video frames and clips are scaled down to this longer side (0: kept as decoded)
 WHOLE = Part("*")  # the part of an adapter that lists its records itself
 
 
@@ -107,7 +111,10 @@ class Adapter:
             REGISTRY[cls.name] = cls
 
     def __init__(self, root: str | Path, params: Any = None, *, source_name: str | None = None,
-                 symlinks: str = "refuse"):  # fmt: skip
+                 symlinks: str = "refuse", media: str = "frames", max_side: int = DEFAULT_MAX_SIDE):  # fmt: skip
+        if media not in MEDIA_MODES:
+            raise BuildError(f"media {media!r} is not one of {', '.join(MEDIA_MODES)}")
+        self.media_mode, self.max_side = media, max_side
         self.src = SourceRoot(root, symlinks=symlinks)
         self.root = self.src.root
         self.params = params if params is not None else self.Params()
@@ -320,15 +327,43 @@ class Adapter:
         return self.cached(("probe", rel, folder_fps), lambda: probe(path, folder_fps=folder_fps))
 
     def frames(self, rel: str, indices: list[int], *, one_slot: bool, folder_fps: float = 1.0) -> list[Media]:
-        """Encoded frames of a video file or frame folder at ``indices`` (several records on one
-        video share the decode)."""
+        """The frames of a video file or frame folder at ``indices``, stored as the source's
+        ``media`` mode asks for a video slot (``one_slot``): JPEG ``frame`` media (scaled to
+        ``max_side``), one ``clip`` holding exactly them, or one ``video`` reference to the source
+        file with no pixels at all. Frames as images (``one_slot`` False) are always JPEG frames.
+        Several records on one video share the decode."""
         info = self.video_info(rel, folder_fps=folder_fps)
         path = self.src.path(rel, "video")
+        mode = self.media_mode if one_slot else "frames"
+        indices = list(indices)
 
-        def decode() -> tuple[Media, ...]:
-            return tuple(frame_media(iter_frames(path, list(indices), info), one_slot=one_slot))
+        def make() -> tuple[Media, ...]:
+            if mode == "reference":
+                return (self._reference(rel, path, indices, info),)
+            decoded = list(iter_frames(path, indices, info))
+            if mode == "clip":
+                return (clip_media(decoded, max_side=self.max_side, fps=info.fps or 10.0, source_fps=info.fps),)
+            return tuple(frame_media(decoded, one_slot=one_slot, max_side=self.max_side))
 
-        return list(self.cached(("frames", rel, tuple(indices), one_slot), decode))
+        return list(self.cached(("frames", rel, tuple(indices), one_slot), make))
+
+    def _reference(self, rel: str, path: Path, indices: list[int], info) -> Media:
+        """A ``video`` reference: the source's path under this source's root, its size and
+        sha256 (a frame folder: of its chosen frame files), the frames and their times. The
+        pixels of a few frames are decoded only if a later step (the dedup signature) asks."""
+        if path.is_dir():
+            files = frame_files(path)
+            digest = hashlib.sha256()
+            for i in indices:
+                digest.update(files[i].read_bytes())
+            sha, size = digest.hexdigest(), sum(files[i].stat().st_size for i in set(indices))
+        else:
+            sha, size = self.cached(("sha256", rel), lambda: file_sha256(path)), path.stat().st_size
+        ref = {"root": self.source_name, "path": rel, "size": size, "sha256": sha}
+        span = frame_span(indices, frame_times(path, indices, info), info.fps)
+        media = Media("video", 0, b"", "ref", size=[info.width, info.height], ref=ref, ops=["reference"], **span)
+        media.decoded = lambda wanted: [f.pixels for f in iter_frames(path, wanted, info)]
+        return media
 
 
 def _notes(templates: dict | None, ops: list[str] | None) -> Provenance | None:

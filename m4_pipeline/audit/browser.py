@@ -9,6 +9,7 @@ they decode to); tube boxes are drawn over the frames they belong to.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import logging
@@ -21,8 +22,11 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..coords import lape_bin
+from ..errors import MediaError
 from ..formats import to_shard_json
 from ..inspect_shards import iter_samples, shard_paths
+from ..media.images import encode_jpeg
+from ..media.refs import DataRoots, video_frames
 from ..sample import Media, Sample
 from . import text as tx
 from .stats import Stats, sample_group
@@ -114,7 +118,25 @@ def _box_for(time: float, boxes: list[tuple[float | None, list[float]]]) -> list
     return best[1] if best and best[0] <= 0.006 else None
 
 
+def _with_frames(sample: Sample, roots: DataRoots) -> Sample:
+    """The sample with a clip (or a video reference whose source is at hand) shown as its frames."""
+    video = next((m for m in sample.media if m.kind in ("clip", "video")), None)
+    if video is None:
+        return sample
+    try:
+        pixels = video_frames([video], roots)
+    except MediaError as err:
+        log.info("%s: its video is not shown: %s", sample.key, err)
+        return sample
+    frames = [Media("frame", video.slot, encode_jpeg(px), "jpg", frame_index=i, timestamp=t,
+                    size=[px.shape[1], px.shape[0]])
+              for px, i, t in zip(pixels, video.frames, video.times())]  # fmt: skip
+    return dataclasses.replace(sample, media=[m for m in sample.media if m is not video] + frames)
+
+
 def _caption(m: Media) -> str:
+    if m.kind == "video" and m.ref:
+        return f"reference {m.ref['path']} ({len(m.frames or [])} frames)"
     if m.kind == "frame":
         ts = f" {m.timestamp:.2f}s" if m.timestamp is not None else ""
         return f"frame {m.frame_index}{ts}"
@@ -225,7 +247,9 @@ def card_html(sample: Sample, stats: Stats, opts: BrowserOptions) -> str:
 def browser_html(shards: str | Path, stats: Stats, opts: BrowserOptions | None = None) -> tuple[str, int]:
     """(HTML of the browser section, number of cards)."""
     opts = opts or BrowserOptions()
-    samples = pick_samples(shards, stats, opts.samples_per_dataset)
+    samples = [
+        _with_frames(s, DataRoots.for_shards(shards)) for s in pick_samples(shards, stats, opts.samples_per_dataset)
+    ]
     cards = [card_html(s, stats, opts) for s in samples]
     datasets = sorted({sample_group(s, stats.targets)[4] for s in samples})
     tasks = sorted({sample_group(s, stats.targets)[3] for s in samples})

@@ -26,7 +26,8 @@ from .targets import UNMAPPED, Targets, load_targets
 log = logging.getLogger(__name__)
 
 SCHEMA = "m4-audit-stats/1"
-DOMAIN_OF_KIND = {"image": "multi-image", "frame": "video", "view": "3D", "patch": "single-image"}
+DOMAIN_OF_KIND = {"image": "multi-image", "frame": "video", "clip": "video", "video": "video", "view": "3D",
+                  "patch": "single-image"}  # fmt: skip
 _UNIT = step_edges(0.0, 1.0, 0.05)
 _CHARS = (0, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 _PIXELS = step_edges(0, 4096, 128)
@@ -71,7 +72,7 @@ def sample_dataset(sample: Sample) -> str:
 def sample_domain(sample: Sample) -> str:
     """From the media kinds (image→multi-image, frame→video, view→3D, patch→single-image); ST apart."""
     if sample.family == "st":
-        frames = any(m.kind == "frame" for m in sample.media) or "video" in sample.record
+        frames = any(m.kind in ("frame", "clip", "video") for m in sample.media) or "video" in sample.record
         return "st-video" if frames else "st-image"
     kinds = Counter(m.kind for m in sample.media)
     if kinds:
@@ -127,8 +128,9 @@ class Stats:
         h = self.hists
         if kinds["image"]:
             h["images_per_sample"].add(kinds["image"])
-        if kinds["frame"]:
-            h["frames_per_video"].add(kinds["frame"])
+        video_frames = kinds["frame"] + sum(len(m.frames or []) for m in sample.media if m.kind in ("clip", "video"))
+        if video_frames:
+            h["frames_per_video"].add(video_frames)
         if kinds["view"]:
             h["views_per_3d_sample"].add(kinds["view"])
         if kinds["patch"]:

@@ -6,7 +6,8 @@ row's ``fingerprint``); samples with equal digests are exact duplicates, and
 smallest key of each.
 
 - ``text``:  roles + whitespace-normalized turn texts (the same conversation over any media);
-- ``media``: the media bytes in placeholder order (the same images/frames with any text);
+- ``media``: the media bytes in placeholder order (the same images/frames with any text; a
+  video reference: its source video's sha256 and frames);
 - ``both``:  text and media (what the pipeline has always removed).
 """
 
@@ -32,7 +33,7 @@ def _update_text(h, sample: Sample) -> None:
 
 def _update_media(h, sample: Sample) -> None:
     for m in sample.media:
-        h.update(hashlib.sha256(m.data).digest())
+        h.update(m.digest())
 
 
 class ExactKey:

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..sample import Media, Sample
 from .config import NearDupConfig
@@ -26,6 +27,7 @@ from .exact import MediaKey, TextKey
 from .phash import hash_from_hex, hash_hex, hash_pixels, shrink, shrink_bytes
 from .text import fuzzy_text, minhash
 
+_IMAGE_DATASETS = (("coco", "coco"), ("flickr", "flickr30k"))  # a word in the image path -> its dataset
 _COCO_FILE = re.compile(r"(?:COCO_(?:train|val)2014_)?(\d{6,12})\.(?:jpe?g|png)$", re.IGNORECASE)
 
 
@@ -105,7 +107,9 @@ def _slot_members(sample: Sample, max_frames: int) -> list[tuple[str, list[Media
     out = []
     for slot in sorted(by_slot):
         members = by_slot[slot]
-        if any(m.kind == "frame" for m in members):
+        if members[0].kind in ("clip", "video"):  # one medium stands for the whole video
+            out.append(("video", members[:1]))
+        elif any(m.kind == "frame" for m in members):
             frames = [m for m in members if m.kind == "frame"]
             pick = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
             out.append(("video", [frames[i] for i in pick]))
@@ -138,13 +142,15 @@ def video_ids_of(sample: Sample) -> list[str]:
 
 
 def image_ids_of(sample: Sample) -> list[str]:
-    """COCO image ids named by the record's image paths (``coco/train2017/000000581857.jpg``,
-    ``COCO_train2014_000000581857.jpg``): RefCOCO test images are COCO train2014 images."""
+    """Dataset image ids named by the record's image paths: ``coco:<id>`` (``coco/train2017/
+    000000581857.jpg``, ``COCO_train2014_000000581857.jpg``; RefCOCO test images are COCO
+    train2014 images) and ``flickr30k:<id>`` (``flickr30k/flickr30k-images/1000092795.jpg``)."""
     ids = set()
     for p in _record_paths(sample.record, "image"):
         match = _COCO_FILE.search(PurePosixPath(p).name)
-        if match and "coco" in p.lower():
-            ids.add(f"coco:{int(match.group(1))}")
+        dataset = next((name for word, name in _IMAGE_DATASETS if word in p.lower()), None)
+        if match and dataset:
+            ids.add(f"{dataset}:{int(match.group(1))}")
     return sorted(ids)
 
 
@@ -168,22 +174,23 @@ def signature_of(sample: Sample, config: NearDupConfig | None = None) -> SampleS
     (``Media.decoded = None``) so that they do not outlive the signature."""
     config = config or NearDupConfig()
     slot_members = _slot_members(sample, config.max_video_frames)
-    flat = [m for _, members in slot_members for m in members]
-    hashes = media_phashes(flat, draft=config.jpeg_draft).tolist()
-    for m in sample.media:
-        m.decoded = None
-    slots, i = [], 0
+    flat = [m for _, members in slot_members for m in members if m.kind not in ("clip", "video")]
+    hashes = iter(media_phashes(flat, draft=config.jpeg_draft).tolist())
+    slots = []
     for kind, members in slot_members:
-        n = len(members)
+        if members[0].kind in ("clip", "video"):
+            slots.append(_whole_video_slot(members[0], config.max_video_frames))
+            continue
         slots.append(
             SlotHash(
                 kind=kind,
-                phashes=[int(h) for h in hashes[i : i + n]],
+                phashes=[int(next(hashes)) for _ in members],
                 sha256=[hashlib.sha256(m.data).hexdigest() for m in members],
                 pixels=max(_pixels(m) for m in members),
             )
         )
-        i += n
+    for m in sample.media:
+        m.decoded = None
     turns = [t.value for t in sample.conversations]
     return SampleSignature(
         key=sample.key,
@@ -197,4 +204,27 @@ def signature_of(sample: Sample, config: NearDupConfig | None = None) -> SampleS
         questions=[fuzzy_text(t.value) for t in sample.conversations if t.role == "human"],
         video_ids=video_ids_of(sample),
         image_ids=image_ids_of(sample),
+        video_sha256=sorted({m.ref["sha256"] for m in sample.media if m.kind == "video" and m.ref}),
     )
+
+
+def _whole_video_slot(m: Media, max_frames: int) -> SlotHash:
+    """A clip or a video reference: up to ``max_frames`` of its frames, uniformly chosen, hashed
+    from the pixels the adapter kept (a clip) or decodes on request (a reference), else from the
+    clip's bytes."""
+    n = len(m.frames or [])
+    pick = np.unique(np.linspace(0, n - 1, min(max_frames, n)).round().astype(int)).tolist() if n else []
+    if callable(m.decoded):
+        pixels = m.decoded([m.frames[i] for i in pick])
+    elif m.decoded is not None:
+        pixels = [m.decoded[i] for i in pick]
+    elif m.kind == "clip" and m.data:
+        from ..media.video import decode_clip
+
+        decoded = decode_clip(m.data)
+        pixels = [decoded[i] for i in pick if i < len(decoded)]
+    else:
+        pixels = []
+    hashes = hash_pixels(np.stack([shrink(Image.fromarray(p)) for p in pixels])).tolist() if pixels else []
+    digest = m.ref["sha256"] if m.kind == "video" and m.ref else hashlib.sha256(m.data).hexdigest()
+    return SlotHash(kind="video", phashes=[int(h) for h in hashes], sha256=[digest], pixels=_pixels(m))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BuildError, MediaError
-from ..sample import Media
+from ..sample import Media, frame_span, frame_time
 from .images import encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
         files = frame_files(path)
         for i in indices:
             with _open_image(files[i]) as img:
-                yield Frame(i, round(i / info.fps, 6), np.asarray(img.convert("RGB")))
+                yield Frame(i, frame_time(i, info.fps), np.asarray(img.convert("RGB")))
         return
     reader = _PyAVReader.open(path) or _DecordReader.open(path)
     if reader is None:
@@ -207,17 +207,94 @@ def iter_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -
         reader = _FfmpegSeekReader(path, info) if large and sparse else _FfmpegReader(path, info)
     fps = info.fps or 1.0
     for i, pixels, ts in reader.frames(indices):
-        yield Frame(i, round(ts if ts is not None else i / fps, 6), pixels)
+        yield Frame(i, round(ts, 6) if ts is not None else frame_time(i, fps), pixels)
 
 
-def frame_media(frames: Iterable[Frame], *, one_slot: bool) -> list[Media]:
+def fit(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """The frame scaled down (aspect kept, area resampling) so that its longer side is at most
+    ``max_side``; smaller frames, and ``max_side`` 0 / None, are left as they are. Even sizes, so
+    that an H.264 clip can hold them."""
+    h, w = pixels.shape[:2]
+    if not max_side or max(w, h) <= max_side:
+        return pixels
+    scale = max_side / max(w, h)
+    size = (max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2))
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+
+
+def frame_media(frames: Iterable[Frame], *, one_slot: bool, max_side: int | None = None) -> list[Media]:
     """Frames as JPEG media carrying their source index and time: all in slot 0 (a video behind
-    one placeholder) or one slot each (frames as images, one ``<image>`` per frame)."""
-    return [
-        Media("frame", 0 if one_slot else i, encode_jpeg(f.pixels), "jpg", frame_index=f.index,
-              timestamp=f.timestamp, size=[f.pixels.shape[1], f.pixels.shape[0]])
-        for i, f in enumerate(frames)
-    ]  # fmt: skip
+    one placeholder) or one slot each (frames as images, one ``<image>`` per frame); scaled to
+    ``max_side`` first (see :func:`fit`)."""
+    out = []
+    for i, f in enumerate(frames):
+        pixels = fit(f.pixels, max_side)
+        ops = [f"fit:{max_side}"] if pixels is not f.pixels else None
+        out.append(Media("frame", 0 if one_slot else i, encode_jpeg(pixels), "jpg", frame_index=f.index,
+                         timestamp=f.timestamp, size=[pixels.shape[1], pixels.shape[0]], ops=ops))  # fmt: skip
+    return out
+
+
+CLIP_CRF = 28  # x264 quality of clips: 100 frames at 384 px fit in a few hundred KB
+
+
+def clip_media(frames: list[Frame], *, max_side: int | None, fps: float, source_fps: float | None) -> Media:
+    """One H.264 mp4 holding exactly the sampled frames, in order (the ``clip`` media mode),
+    played at ``fps``; ``source_fps`` is the source's rate (its frames' times, see
+    :func:`frame_span`)."""
+    if not frames:
+        raise MediaError("no frames to put in a clip")
+    pixels = [fit(f.pixels, max_side) for f in frames]
+    if len({p.shape for p in pixels}) != 1:
+        raise MediaError("the sampled frames differ in size: no single clip can hold them")
+    h, w = pixels[0].shape[:2]
+    if h % 2 or w % 2:  # yuv420p needs even sizes
+        pixels = [np.ascontiguousarray(p[: h - h % 2, : w - w % 2]) for p in pixels]
+        h, w = h - h % 2, w - w % 2
+    data = encode_clip(pixels, fps=fps)
+    span = frame_span([f.index for f in frames], [f.timestamp for f in frames], source_fps)
+    media = Media("clip", 0, data, "mp4", size=[w, h], ops=[f"clip:h264:crf{CLIP_CRF}:{w}x{h}"], **span)
+    media.decoded = pixels  # the dedup signature hashes these instead of decoding the clip
+    return media
+
+
+def encode_clip(pixels: list[np.ndarray], *, fps: float = 10.0) -> bytes:
+    """Deterministic H.264 mp4 bytes (one thread, bit-exact container) of RGB frames."""
+    import tempfile
+
+    h, w = pixels[0].shape[:2]
+    with tempfile.TemporaryDirectory(prefix="m4clip-") as tmp:
+        out = Path(tmp) / "clip.mp4"
+        cmd = [ffmpeg_binary(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "medium", "-crf", str(CLIP_CRF),
+               "-pix_fmt", "yuv420p", "-threads", "1", "-bitexact", "-map_metadata", "-1", "-movflags", "+faststart",
+               str(out)]  # fmt: skip
+        done = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(p).tobytes() for p in pixels),
+                              capture_output=True)  # fmt: skip
+        if done.returncode:
+            raise MediaError(f"ffmpeg could not encode a clip: {done.stderr.decode(errors='replace')[-300:]}")
+        return out.read_bytes()
+
+
+def decode_clip(data: bytes) -> list[np.ndarray]:
+    """Every frame of a clip's bytes (RGB), in order."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="m4clip-") as tmp:
+        path = Path(tmp) / "clip.mp4"
+        path.write_bytes(data)
+        info = probe(path)
+        return [f.pixels for f in iter_frames(path, list(range(info.num_frames)), info)]
+
+
+def frame_times(path: Path, indices: list[int], info: VideoInfo) -> list[float]:
+    """The presentation times of frames without decoding them (a frame folder: index / fps)."""
+    reader = None if Path(path).is_dir() else _PyAVReader.open(Path(path))
+    if reader is not None and not reader.by_order:
+        return [round(float(reader.pts[i]) * reader.time_base, 6) for i in indices]
+    return [frame_time(i, info.fps or 1.0) for i in indices]
 
 
 def read_frames(path: Path, indices: list[int], info: VideoInfo | None = None) -> list[Frame]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..inspect_shards import shard_paths
+from ..media.refs import DataRoots
 from .inputs import IGNORE_INDEX, REASONS, SKIP_REASONS, CheckedSample, Failure
 from .loader import batch_key, collate, sample_loader
 from .models import Arch, FamilySetup, built_in_setup, pretrained_setup
@@ -41,6 +42,7 @@ class CheckOptions:
     dtype: str = "float32"
     run_model: bool = True
     limit: int | None = None  # check only the first N samples
+    data_roots: dict[str, str] = field(default_factory=dict)  # video references: root name -> folder
 
     def __post_init__(self) -> None:
         if self.max_length < 1 or self.batch_size < 1 or self.workers < 0:
@@ -65,7 +67,8 @@ def run_check(shards: str | Path, options: CheckOptions, setups: dict[str, Famil
     passed: set[str] = set()
     count = 0
     started = time.perf_counter()
-    loader = sample_loader(paths, setups, max_length=options.max_length, workers=options.workers)
+    roots = DataRoots.for_shards(shards, options.data_roots)
+    loader = sample_loader(paths, setups, max_length=options.max_length, workers=options.workers, roots=roots)
     for item in islice(loader, options.limit):
         count += 1
         failures += item.failures
@@ -134,7 +137,8 @@ def _model_pass(paths, setups, options: CheckOptions, passed: set[str]) -> tuple
 
     fed = 0
     started = time.perf_counter()
-    loader = sample_loader(paths, setups, max_length=options.max_length, workers=options.workers)
+    roots = DataRoots.for_shards(paths[0], options.data_roots)
+    loader = sample_loader(paths, setups, max_length=options.max_length, workers=options.workers, roots=roots)
     for item in loader:
         if item.key not in passed:
             continue

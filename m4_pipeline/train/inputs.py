@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from ..coords import ST_VARIABLES
+from ..errors import MediaError
+from ..media.refs import VIDEO_KINDS, DataRoots, video_frames
 from ..sample import Media, Sample
 from .models import FamilySetup
 from .tokens import CONTROL_TOKENS, IM_END, IM_START, IMAGE_TOKEN, ST_PLACEHOLDERS, VIDEO_TOKEN
@@ -46,6 +48,7 @@ REASONS = {
     "unreadable": "no JSON member, or JSON that is not a record",
     "missing_media": "the media members differ from the media the record describes",
     "bad_image": "a media member does not decode as an image",
+    "bad_media": "a video (a clip, or a referenced source video) does not decode or differs from the build's record",
     "bad_roles": "turns are not human/gpt alternating, starting with human",
     "control_tokens": "turn text holds ChatML control tokens, which would break the template",
     "placeholder_mismatch": "the placeholders in the text differ from the media slots",
@@ -107,7 +110,12 @@ class Slot:
 
 
 def check_sample(
-    shard: str, sample: Sample | None, error: str | None, setups: dict[str, FamilySetup], max_length: int
+    shard: str,
+    sample: Sample | None,
+    error: str | None,
+    setups: dict[str, FamilySetup],
+    max_length: int,
+    roots: DataRoots | None = None,
 ) -> CheckedSample:
     """Build one sample's inputs and run the model-free checks on them."""
     if sample is None:
@@ -123,6 +131,13 @@ def check_sample(
     setup = setups[sample.family]
     decoded = []
     for slot in slots:
+        if slot.media[0].kind in VIDEO_KINDS:  # a clip, or a reference decoded from its source video
+            try:
+                decoded.append([Image.fromarray(px) for px in video_frames(slot.media, roots)])
+            except MediaError as err:
+                reason = err.reason if err.reason in REASONS else "bad_media"
+                return out.fail(reason, f"slot {slot.media[0].slot}: {err}")
+            continue
         images = []
         for m in slot.media:
             try:
@@ -164,8 +179,9 @@ def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
     slots = []
     for placeholder, (slot, media) in zip(placeholders, sorted(by_slot.items()), strict=True):
         kinds = {m.kind for m in media}
+        whole_video = kinds in ({"clip"}, {"video"}) and len(media) == 1
         if sample.family == "st":
-            if placeholder == VIDEO_TOKEN and kinds == {"frame"}:
+            if placeholder == VIDEO_TOKEN and (kinds == {"frame"} or whole_video):
                 slots.append(Slot("video", media))
             elif placeholder == IMAGE_TOKEN and kinds == {"image"} and len(media) == 1:
                 slots.append(Slot("image", media))
@@ -179,10 +195,13 @@ def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
             if len(base) != 1:
                 out.fail("placeholder_mismatch", f"slot {slot}: {len(base)} base patches (grid null), need 1")
             slots.append(Slot("image", base[:1]))
+        elif whole_video or kinds == {"frame"}:  # an M4 video: its frames as images, as LLaVA-NeXT feeds them
+            slots.append(Slot("frames", media))
         elif len(media) == 1:
             slots.append(Slot("image", media))
         else:
-            out.skipped = f"unsupported_media: M4 slot {slot} holds {len(media)} {sorted(kinds)} media (a video)"
+            detail = f"slot {slot}: {len(media)} {sorted(kinds)} media behind one {placeholder}"
+            out.fail("placeholder_mismatch", detail)
     return slots
 
 
@@ -221,7 +240,8 @@ def _encode(
         media = decoded[next_slot : next_slot + n]
         next_slot += n
         if sample.family == "m4":
-            ids, pv = _encode_m4(text, [imgs[0] for imgs in media], setup)
+            ids, pv = _encode_m4(_expand_frames(text, slots[next_slot - n : next_slot], media), setup,
+                                 [img for imgs in media for img in imgs])  # fmt: skip
             if pv is not None:
                 pixels.append(pv)
         else:
@@ -236,7 +256,17 @@ def _encode(
         out.pixel_values_videos = torch.stack(videos)
 
 
-def _encode_m4(text: str, images: list[Image.Image], setup: FamilySetup):
+def _expand_frames(text: str, slots: list[Slot], media: list[list[Image.Image]]) -> str:
+    """An M4 video's one ``<image>`` becomes one per frame (LLaVA-NeXT feeds a video's frames as
+    images); other placeholders stay."""
+    pieces = _PLACEHOLDER["m4"].split(text)
+    out = pieces[0]
+    for slot, images, piece in zip(slots, media, pieces[1:], strict=True):
+        out += IMAGE_TOKEN * (len(images) if slot.kind == "frames" else 1) + piece
+    return out
+
+
+def _encode_m4(text: str, setup: FamilySetup, images: list[Image.Image]):
     if not images:
         return setup.tokenizer(text, add_special_tokens=False)["input_ids"], None
     enc = setup.processor(text=[text], images=images, return_tensors="pt")
@@ -263,8 +293,9 @@ def _check_tokens(sample: Sample, slots: list[Slot], setup: FamilySetup, out: Ch
     ids = out.input_ids
     media_ids = {setup.token_ids["image"]}
     if sample.family == "m4":
-        expected = len(slots) * setup.tokens_per_image()
-        what = f"{len(slots)} image(s) x {setup.tokens_per_image()}"
+        n_images = sum(len(_frames_of(s)) if s.kind == "frames" else 1 for s in slots)
+        expected = n_images * setup.tokens_per_image()
+        what = f"{n_images} image(s) x {setup.tokens_per_image()}"
     else:
         media_ids.add(setup.token_ids["video"])
         per_slot = [setup.tokens_per_image() if s.kind == "image" else setup.tokens_per_video() for s in slots]
@@ -286,6 +317,10 @@ def _check_tokens(sample: Sample, slots: list[Slot], setup: FamilySetup, out: Ch
             )
         else:
             out.fail("over_max_length", f"{len(ids)} tokens > max_length {max_length} (text cut, media intact)")
+
+
+def _frames_of(slot: Slot) -> list[int]:
+    return [i for m in slot.media for i in m.source_frames()]
 
 
 def _check_st_placeholders(sample: Sample, setup: FamilySetup, out: CheckedSample) -> None:

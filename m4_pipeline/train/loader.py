@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..inspect_shards import iter_samples
+from ..media.refs import DataRoots
 from .inputs import IGNORE_INDEX, CheckedSample, check_sample
 from .models import FamilySetup
 
@@ -23,20 +24,24 @@ from .models import FamilySetup
 class CheckedSamples(IterableDataset):
     """Every sample of the shards, built into model inputs and checked (see :func:`check_sample`)."""
 
-    def __init__(self, paths: list[Path], setups: dict[str, FamilySetup], *, max_length: int):
+    def __init__(self, paths: list[Path], setups: dict[str, FamilySetup], *, max_length: int,
+                 roots: DataRoots | None = None):  # fmt: skip
         super().__init__()
         self.paths = list(paths)
         self.setups = setups
         self.max_length = max_length
+        self.roots = roots
 
     def __iter__(self) -> Iterator[CheckedSample]:
         for shard, sample, error in iter_samples(self.paths):  # this worker's shards only
-            yield check_sample(shard, sample, error, self.setups, self.max_length)
+            yield check_sample(shard, sample, error, self.setups, self.max_length, self.roots)
 
 
-def sample_loader(paths: list[Path], setups: dict[str, FamilySetup], *, max_length: int, workers: int) -> DataLoader:
-    """One sample per item (no collation: batches are formed per family by the caller)."""
-    dataset = CheckedSamples(paths, setups, max_length=max_length)
+def sample_loader(paths: list[Path], setups: dict[str, FamilySetup], *, max_length: int, workers: int,
+                  roots: DataRoots | None = None) -> DataLoader:  # fmt: skip
+    """One sample per item (no collation: batches are formed per family by the caller). ``roots``
+    resolve video references (see :mod:`m4_pipeline.media.refs`)."""
+    dataset = CheckedSamples(paths, setups, max_length=max_length, roots=roots)
     workers = min(workers, len(paths))
     # forkserver, not fork: the caller may have threads (Ray's, tqdm's), and a worker forked while
     # one of them held a lock (PIL's, the allocator's) hangs for ever on it.

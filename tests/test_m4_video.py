@@ -108,3 +108,25 @@ def test_a_corrupt_chunk_stops_the_build_naming_it(tmp_path, hound):
     with pytest.raises(BuildError, match="chunk_0.tar.gz"):
         list(cls(root, cls.Params(frames_from="archives")).list_records())
     assert first.startswith("./")
+
+
+@pytest.mark.slow
+def test_frame_folders_by_reference_resolve_for_the_trainer(ray_session, hound, tmp_path):
+    """media: reference keeps the release's own form (the frame folder), no pixels in the shard;
+    the trainer check reads the chosen frames back from the folder and checks their sha256."""
+    from m4_pipeline.executor import run_build
+    from m4_pipeline.inspect_shards import iter_samples, shard_paths, validate_shards
+    from m4_pipeline.recipe import parse_recipe
+    from m4_pipeline.train import CheckOptions, run_check
+
+    framed = next(s for s in _build_all(get_adapter("llava_hound")(hound)).values() if not isinstance(s, Exception))
+    source = {"name": "hound", "adapter": "llava_hound", "path": "llava_hound", "media": "reference"}
+    out = tmp_path / "out"
+    run_build(parse_recipe({"name": "hound_ref", "sources": [source]}), hound.parent, out, progress=False)
+    samples = {s.key.split("-", 1)[1]: s for _, s, _ in iter_samples(shard_paths(out))}
+    ref = samples[framed.key.split("-", 1)[1]].media
+    assert [m.kind for m in ref] == ["video"] and ref[0].frames == [m.frame_index for m in framed.media]
+    assert ref[0].ref["path"] == "train_300k/v_ZaQ3tL0aQ8w" and ref[0].data == b""
+    assert validate_shards(out)["problems"] == []
+    report = run_check(out, CheckOptions(run_model=False, workers=0))
+    assert report["ok"] and report["passed"] == len(samples), report

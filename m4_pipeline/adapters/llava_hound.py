@@ -172,6 +172,10 @@ class LLaVAHound(Adapter):
             ops.append("prepend_image_token")
         if p.frames_from == "archives":
             media = self._archive_frames(record, video, where)
+        elif self.media_mode != "frames":  # a reference to the frame folder, or one clip of the chosen frames
+            rel = f"{p.frames_dir}/{video}"
+            indices = UniformSampler(p.frames).indices(self.video_info(rel, folder_fps=p.folder_fps))
+            media = self.frames(rel, indices, one_slot=True, folder_fps=p.folder_fps)
         else:
             media = self.cached(("frames", video), lambda: self._folder_frames(video))
         # the release's video record: {id, video, conversations}, no metadata (the dataset, QA or

@@ -59,10 +59,11 @@ def write_pools(root: Path) -> None:
         synthetic_image(20_000 + i, (128, 96)).save(mix / f"{i:012d}.jpg", quality=90)
     for v in range(POOL_VIDEOS):
         vid = f"{5_000_000 + v}"
-        write_video(root / "vidstg" / "vidor" / "video" / "0000" / f"{vid}.mp4", seed=v, num_frames=120, fps=30)
+        write_video(root / "vidstg" / "vidor" / "video" / "0000" / f"{vid}.mp4", seed=v, num_frames=120, fps=30,
+                    size=(640, 360))  # a 360p source: clips are scaled to max_side 384
         box = lambda i: {"xmin": i % 100, "ymin": 20, "xmax": i % 100 + 24, "ymax": 44}  # noqa: E731
-        ann = {"video_id": vid, "video_path": f"0000/{vid}.mp4", "frame_count": 120, "fps": 30, "width": 160,
-               "height": 96, "trajectories": [[{"tid": 0, "bbox": box(i)}] for i in range(120)]}  # fmt: skip
+        ann = {"video_id": vid, "video_path": f"0000/{vid}.mp4", "frame_count": 120, "fps": 30, "width": 640,
+               "height": 360, "trajectories": [[{"tid": 0, "bbox": box(i)}] for i in range(120)]}  # fmt: skip
         path = root / "vidstg" / "vidor" / "annotation" / "training" / "0000" / f"{vid}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ann))
@@ -91,7 +92,7 @@ def write_corpus(root: Path, n: int, seed: int = 0) -> dict[str, int]:
     for i in range((counts["vidstg"] + 1) // 2):  # two sentences per entry
         vid = f"{5_000_000 + i % POOL_VIDEOS}"
         s = rng.randrange(0, 40)
-        entries.append({"vid": vid, "frame_count": 120, "fps": 30, "width": 160, "height": 96,
+        entries.append({"vid": vid, "frame_count": 120, "fps": 30, "width": 640, "height": 360,
                         "used_segment": {"begin_fid": s, "end_fid": 120}, "temporal_gt": {"begin_fid": s + 10,
                         "end_fid": s + 60}, "captions": [{"description": sentence(rng, 8), "target_id": 0}],
                         "questions": [{"description": sentence(rng, 8), "target_id": 0}]})  # fmt: skip
@@ -156,23 +157,30 @@ def run(n: int, media: str, per_unit: int, workdir: Path, num_cpus: int | None) 
         "driver_peak_rss_mb": manifest.get("driver_peak_rss_mb", float("nan")),
         "worker_peak_rss_mb": sampler.peak / 2**20,
         "shard_bytes_per_sample": all_bytes / max(1, written),
-        "st_bytes_per_sample": member_bytes(out, "vidstg-") / max(1, st["written"]),
+        "st": {k: v / max(1, st["written"]) for k, v in st_sizes(out, "vidstg-").items()},
         "st_written": st["written"], "written": written,
     }  # fmt: skip
 
 
-def member_bytes(shards: Path, prefix: str) -> int:
-    """Bytes the samples whose key starts with ``prefix`` take in the shards (headers and padding
-    included), read from the tar headers only."""
+def st_sizes(shards: Path, prefix: str) -> dict[str, int]:
+    """Of the samples whose key starts with ``prefix``: the bytes they take in the shards (tar
+    headers and padding included), and of their JSON the released record's part and the
+    provenance's (the media description with the reference in it)."""
     import tarfile
 
-    total = 0
+    sizes = {"shard": 0, "record": 0, "provenance": 0}
     for shard in sorted(shards.glob("*.tar")):
         with tarfile.open(shard) as tf:
-            for m in tf.getmembers():
-                if m.name.startswith(prefix):
-                    total += 512 + -(-m.size // 512) * 512
-    return total
+            for m in tf:
+                if not m.name.startswith(prefix):
+                    continue
+                sizes["shard"] += 512 + -(-m.size // 512) * 512
+                if m.name.endswith(".json"):
+                    doc = json.loads(tf.extractfile(m).read())
+                    prov = len(json.dumps(doc.pop("provenance", {}), separators=(",", ":")))
+                    sizes["provenance"] += prov
+                    sizes["record"] += m.size - prov
+    return sizes
 
 
 def main() -> None:
@@ -192,11 +200,10 @@ def main() -> None:
             print(f"records={r['records']} seconds={r['seconds']:.1f} records_per_s={r['records_per_s']:.1f} "
                   f"driver_peak_rss_mb={r['driver_peak_rss_mb']:.0f} worker_peak_rss_mb={r['worker_peak_rss_mb']:.0f} "
                   f"shard_bytes_per_sample={r['shard_bytes_per_sample']:.0f}", flush=True)  # fmt: skip
-            print(
-                f"  ST video samples ({args.media}): {r['st_written']} written, "
-                f"{r['st_bytes_per_sample']:.0f} shard bytes per sample",
-                flush=True,
-            )
+            print(f"  ST video samples (STVG, {args.media}): {r['st_written']} written; per sample "
+                  f"{r['st']['shard']:.0f} shard bytes, of its JSON {r['st']['record']:.0f} the released record "
+                  f"and {r['st']['provenance']:.0f} the provenance (media description included)",
+                  flush=True)  # fmt: skip
             if not args.keep:
                 shutil.rmtree(workdir / f"n{n}", ignore_errors=True)
     finally:

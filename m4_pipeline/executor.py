@@ -301,35 +301,35 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
             removal_files = [*removal_files, near_file]
     final = _final_pass(ray, recipe, staging, files, removal_files, in_process=in_process)
     stats = account(recipe, listing, units, summaries, final)
-    shards_planned = final.shards
+    names = final.shards  # the plans themselves stay in files: one is loaded at a time
     num_samples = num_samples_by_dataset({s: v["written"] for s, v in stats.items()}, recipe)
-    plans = [load_plan(staging, name) for name in shards_planned]
-    for p in plans:
-        p.digest = plan_digest(p, num_samples)
-    out.plan_outputs(run, [p.name for p in plans] + list(OUTPUTS) + list(extra_outputs))
+
+    def plan_of(name: str):
+        plan = load_plan(staging, name)
+        plan.digest = plan_digest(plan, num_samples)
+        return plan
+
+    out.plan_outputs(run, names + list(OUTPUTS) + list(extra_outputs))
     try:
         check_quarantine_fractions(stats, recipe)
     except BuildError:
         write_quarantine(out_dir, staging, files, final.collisions)
         raise
-    shards = [info for p in plans if (info := completed_shard(out_dir, staging, p))]
+    shards = [info for name in names if (info := completed_shard(out_dir, staging, plan_of(name)))]
     done_names = {s["name"] for s in shards}
-    todo_plans = [p for p in plans if p.name not in done_names]
-    if todo_plans:
-        plan_rows = [{"plan": p.name, "digest": p.digest} for p in todo_plans]
+    todo = [{"plan": name} for name in names if name not in done_names]
+    if todo:
 
         def write(row: dict) -> dict:
-            plan = load_plan(staging, row["plan"])
-            plan.digest = row["digest"]
-            return write_shard(plan, out_dir, staging, num_samples)
+            return write_shard(plan_of(row["plan"]), out_dir, staging, num_samples)
 
-        ds = ray.data.from_items(plan_rows, override_num_blocks=len(plan_rows)).map(write, **limits)
-        with tqdm(total=len(plans), initial=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
+        ds = ray.data.from_items(todo, override_num_blocks=len(todo)).map(write, **limits)
+        with tqdm(total=len(names), initial=len(shards), desc="shards", unit="shard", disable=not progress) as bar:
             for row in _rows(ds):
                 shards.append(dict(row))
                 bar.update(1)
     shards.sort(key=lambda s: s["name"])
-    for stale in set(run.get("outputs", [])) - {p.name for p in plans} - set(OUTPUTS) - set(extra_outputs):
+    for stale in set(run.get("outputs", [])) - set(names) - set(OUTPUTS) - set(extra_outputs):
         (out_dir / stale).unlink(missing_ok=True)  # a shard an earlier attempt of this run planned, now gone
     out.remove_replaced(run)
     summary = contamination_summary(final.contamination, index) if index else {}

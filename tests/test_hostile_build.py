@@ -212,3 +212,11 @@ def test_the_kit_fixes_hold_on_the_corpus(built):
     assert {("nlvr2", "dev"), ("nlvr2", "train"), ("nextqa", "val"), ("nextqa", "train")} <= splits
     view = next(r for k, r in records.items() if k.startswith("scanqa-"))["provenance"]["media"][0]
     assert view["size"] == [96, 72] and view["intrinsics"][0][0] == pytest.approx(1170.19 * 96 / 1296, rel=1e-3)
+
+
+def test_index_json_is_written_last(built):
+    """index.json names what a build finished: nothing in the folder is newer than it."""
+    out = built["clean_out"]
+    index = (out / "index.json").stat().st_mtime_ns
+    others = [p for p in out.rglob("*") if p.is_file() and p.name != "index.json"]
+    assert others and [p.name for p in others if p.stat().st_mtime_ns > index] == []

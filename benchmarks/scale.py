@@ -59,8 +59,9 @@ def write_pools(root: Path) -> None:
         synthetic_image(20_000 + i, (128, 96)).save(mix / f"{i:012d}.jpg", quality=90)
     for v in range(POOL_VIDEOS):
         vid = f"{5_000_000 + v}"
-        write_video(root / "vidstg" / "vidor" / "video" / "0000" / f"{vid}.mp4", seed=v, num_frames=120, fps=30,
-                    size=(640, 360))  # a 360p source: clips are scaled to max_side 384
+        write_video(
+            root / "vidstg" / "vidor" / "video" / "0000" / f"{vid}.mp4", seed=v, num_frames=120, fps=30, size=(640, 360)
+        )  # a 360p source: clips are scaled to max_side 384
         box = lambda i: {"xmin": i % 100, "ymin": 20, "xmax": i % 100 + 24, "ymax": 44}  # noqa: E731
         ann = {"video_id": vid, "video_path": f"0000/{vid}.mp4", "frame_count": 120, "fps": 30, "width": 640,
                "height": 360, "trajectories": [[{"tid": 0, "bbox": box(i)}] for i in range(120)]}  # fmt: skip

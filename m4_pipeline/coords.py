@@ -55,6 +55,8 @@ TUBE = re.compile(rf"{TUBE_ITEM.pattern}(?:,\s*{TUBE_ITEM.pattern})*")
 BOX = re.compile(_BOX)
 SPAN = re.compile(rf"\{{<TEMP-({_IO})><TEMP-\1>\}}")
 MEDIA_PLACEHOLDER = re.compile(r"<image>|<video>")
+# The placeholders each family's loader expands: M4 (LLaVA-NeXT-Interleave) only <image>.
+PLACEHOLDER_OF = {"m4": re.compile(r"<image>"), "st": MEDIA_PLACEHOLDER}
 
 
 def io_for_role(role: str) -> str:

@@ -6,17 +6,15 @@ batch of problems as one :class:`ValidationError`; ``validate_sample`` returns t
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .coords import COORD_TOKEN, MEDIA_PLACEHOLDER, ST_VARIABLES, io_for_role
+from .coords import COORD_TOKEN, PLACEHOLDER_OF, ST_VARIABLES, io_for_role
 from .errors import SourceError
 from .sample import MEDIA_KINDS, ROLES, Sample
 
 QUESTION_TYPES = ("open-ended", "multi-choice")
 ST_FRAMES = 100
-_PLACEHOLDER = {"m4": re.compile(r"<image>"), "st": MEDIA_PLACEHOLDER}
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def _record_paths(sample: Sample) -> tuple[str, int] | None:
 
 
 def _check_placeholders(sample: Sample, bad, with_media: bool) -> None:
-    pattern = _PLACEHOLDER[sample.family]
+    pattern = PLACEHOLDER_OF[sample.family]
     count = 0
     for i, t in enumerate(sample.conversations):
         found = pattern.findall(t.value) if isinstance(t.value, str) else []

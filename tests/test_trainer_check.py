@@ -119,6 +119,10 @@ DEFECTS = {
         m4_sample("bad-placeholders", "<image> <image> <image> compare them."),
         "placeholder_mismatch",
     ),
+    "bad-placeholder-role": (
+        m4_sample("bad-placeholder-role", "<image> Which is brighter?", answer="This one: <image>"),
+        "placeholder_role",  # the loaders would leave the gpt turn's <image> as text
+    ),
     "bad-st-variables": (st_sample("bad-st-variables", [0.1]), "st_variables"),
     "bad-too-long": (m4_sample("bad-too-long", "<image> <image>\n" + LONG_TEXT), "over_max_length"),
     "bad-image-cut": (m4_sample("bad-image-cut", LONG_TEXT + "<image> <image>"), "truncated_image_tokens"),
@@ -196,7 +200,7 @@ def test_planted_defects_fail_with_key_and_reason(setups, defect_shards):
     report = run_check(defect_shards, CheckOptions(max_length=MAX_LENGTH, workers=2), setups)
     found = {e["key"]: reason for reason, entries in report["failures"].items() for e in entries}
     assert found == {key: reason for key, (_, reason) in DEFECTS.items()}
-    assert report["samples"] == 11 and report["passed"] == 4 and report["failed"] == 7 and not report["ok"]
+    assert report["samples"] == 12 and report["passed"] == 4 and report["failed"] == 8 and not report["ok"]
     assert report["model"]["samples"] == 4 and set(report["model"]["mean_loss"]) == {"m4", "st"}
     assert not report["skipped"]  # the ST image sample is checked, not skipped
     assert report["throughput"]["loader_samples_per_s"] > 0 and report["throughput"]["model_samples_per_s"] > 0

@@ -21,13 +21,12 @@ Media per placeholder slot:
 from __future__ import annotations
 
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from ..coords import ST_VARIABLES
+from ..coords import PLACEHOLDER_OF, ST_VARIABLES
 from ..errors import MediaError
 from ..media.refs import VIDEO_KINDS, DataRoots, video_frames
 from ..sample import Media, Sample
@@ -37,10 +36,6 @@ from .tokens import CONTROL_TOKENS, IM_END, IM_START, IMAGE_TOKEN, ST_PLACEHOLDE
 IGNORE_INDEX = -100
 SYSTEM_PROMPT = "You are a helpful assistant."
 CHATML_ROLES = {"human": "user", "gpt": "assistant"}
-_PLACEHOLDER = {
-    "m4": re.compile(re.escape(IMAGE_TOKEN)),
-    "st": re.compile(f"{re.escape(IMAGE_TOKEN)}|{re.escape(VIDEO_TOKEN)}"),
-}
 _VARIABLE_OF = {f"<{axis}-{io}>": name for (axis, io), name in ST_VARIABLES.items()}
 
 # Why a sample fails the check; the report groups failures by these names.
@@ -51,6 +46,7 @@ REASONS = {
     "bad_media": "a video (a clip, or a referenced source video) does not decode or differs from the build's record",
     "bad_roles": "turns are not human/gpt alternating, starting with human",
     "control_tokens": "turn text holds ChatML control tokens, which would break the template",
+    "placeholder_role": "a media placeholder in a gpt turn: the loaders expand those of human turns only",
     "placeholder_mismatch": "the placeholders in the text differ from the media slots",
     "image_tokens": "image tokens in input_ids differ from images x tokens per image",
     "st_tokenization": "an ST placeholder did not become exactly one token id",
@@ -161,6 +157,9 @@ def _check_turns(sample: Sample, out: CheckedSample) -> None:
         found = [t for t in CONTROL_TOKENS if t in turn.value]
         if found:
             out.fail("control_tokens", f"conversations[{i}] contains {found}")
+        placeholder = PLACEHOLDER_OF[sample.family].search(turn.value)
+        if placeholder and turn.role != "human":  # the loaders expand media placeholders of human turns only
+            out.fail("placeholder_role", f"conversations[{i}] is a {turn.role} turn with {placeholder.group()}")
 
 
 def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
@@ -168,7 +167,7 @@ def _slots(sample: Sample, out: CheckedSample) -> list[Slot]:
     by_slot: dict[int, list[Media]] = defaultdict(list)
     for m in sample.media:
         by_slot[m.slot].append(m)
-    placeholders = [m.group() for t in sample.conversations for m in _PLACEHOLDER[sample.family].finditer(t.value)]
+    placeholders = [m.group() for t in sample.conversations for m in PLACEHOLDER_OF[sample.family].finditer(t.value)]
     if len(placeholders) != len(by_slot):
         out.fail(
             "placeholder_mismatch",
@@ -232,7 +231,7 @@ def _encode(
 ) -> None:
     import torch
 
-    pattern = _PLACEHOLDER[sample.family]
+    pattern = PLACEHOLDER_OF[sample.family]
     next_slot = 0
     pixels, videos = [], []
     for text, trained in _segments(sample):
@@ -259,7 +258,7 @@ def _encode(
 def _expand_frames(text: str, slots: list[Slot], media: list[list[Image.Image]]) -> str:
     """An M4 video's one ``<image>`` becomes one per frame (LLaVA-NeXT feeds a video's frames as
     images); other placeholders stay."""
-    pieces = _PLACEHOLDER["m4"].split(text)
+    pieces = PLACEHOLDER_OF["m4"].split(text)
     out = pieces[0]
     for slot, images, piece in zip(slots, media, pieces[1:], strict=True):
         out += IMAGE_TOKEN * (len(images) if slot.kind == "frames" else 1) + piece
@@ -275,8 +274,8 @@ def _encode_m4(text: str, setup: FamilySetup, images: list[Image.Image]):
 
 def _encode_st(text: str, media: list[list[Image.Image]], setup: FamilySetup):
     """Token ids with each placeholder expanded to LLaVA-ST's count; the image and video tensors."""
-    parts = _PLACEHOLDER["st"].split(text)
-    placeholders = _PLACEHOLDER["st"].findall(text)
+    parts = PLACEHOLDER_OF["st"].split(text)
+    placeholders = PLACEHOLDER_OF["st"].findall(text)
     expanded, images, videos = parts[0], [], []
     for placeholder, frames, part in zip(placeholders, media, parts[1:], strict=True):
         pixels = setup.image_processor(frames, return_tensors="pt")["pixel_values"]

@@ -7,7 +7,8 @@ from PIL import Image
 from m4_pipeline.errors import MediaError
 from m4_pipeline.media.images import encode_jpeg, read_image_file
 from m4_pipeline.media.patches import AnyresTiler, select_best_resolution
-from m4_pipeline.media.video import STRangeSampler, UniformSampler, VideoInfo, probe, read_frames
+from m4_pipeline.media.sampling import STRangeSampler, UniformSampler, VideoInfo
+from m4_pipeline.media.video import probe, read_frames
 from m4_pipeline.synthetic import write_video
 
 

@@ -12,16 +12,8 @@ from m4_pipeline.errors import MediaError
 from m4_pipeline.media import video
 from m4_pipeline.media.images import ImagePolicy, normalize_image
 from m4_pipeline.media.patches import PadToSquare
-from m4_pipeline.media.video import (
-    ExplicitFrames,
-    ExplicitTimestamps,
-    FpsSampler,
-    VideoInfo,
-    ffmpeg_binary,
-    iter_frames,
-    probe,
-    read_frames,
-)
+from m4_pipeline.media.sampling import ExplicitFrames, ExplicitTimestamps, FpsSampler, STRangeSampler, VideoInfo
+from m4_pipeline.media.video import ffmpeg_binary, iter_frames, probe, read_frames
 from m4_pipeline.synthetic import synthetic_image, write_video
 
 
@@ -144,7 +136,7 @@ def test_long_video_decodes_only_what_it_needs_with_decord(tmp_path, monkeypatch
         return real(self, chunk)
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", spy)
-    frames = list(iter_frames(path, video.STRangeSampler(0, 899).indices(probe(path))))
+    frames = list(iter_frames(path, STRangeSampler(0, 899).indices(probe(path))))
     assert len(frames) == 100 and max(calls) <= video.DECODE_BATCH
 
 

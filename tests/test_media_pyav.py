@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from m4_pipeline.media import video
+from m4_pipeline.media.sampling import STRangeSampler
 from m4_pipeline.media.video import ffmpeg_binary, iter_frames, probe, read_frames
 
 pytest.importorskip("av")
@@ -109,7 +110,7 @@ def test_pyav_holds_at_most_one_batch_of_frames(tmp_path, monkeypatch):
         return real(self, wanted)
 
     monkeypatch.setattr(video._PyAVReader, "_decode", spy)
-    frames = iter_frames(path, video.STRangeSampler(0, 149).indices(probe(path)))
+    frames = iter_frames(path, STRangeSampler(0, 149).indices(probe(path)))
     assert len(list(frames)) == 100 and max(calls) <= video.DECODE_BATCH
 
 

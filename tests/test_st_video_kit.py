@@ -2,7 +2,8 @@
 
 import pytest
 
-from m4_pipeline.media.video import VideoInfo, probe, read_frames
+from m4_pipeline.media.sampling import VideoInfo
+from m4_pipeline.media.video import probe, read_frames
 from m4_pipeline.synthetic import write_video
 
 

@@ -29,9 +29,10 @@ from .. import __version__
 from ..coords import FrameRange, Variables
 from ..errors import BuildError, MediaError, SourceError
 from ..formats import m4_record
+from ..media.clips import clip_media
 from ..media.images import encode_jpeg, normalize_image, read_image_file
 from ..media.patches import PadToSquare
-from ..media.video import clip_media, frame_files, frame_media, frame_times, iter_frames, probe
+from ..media.video import frame_files, frame_media, frame_times, iter_frames, probe
 from ..paths import SourceRoot
 from ..readers import Item, ParquetBlobs, Part, get_reader, is_blob
 from ..sample import Family, Media, Provenance, Sample, Turn, frame_span, make_key

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from ..coords import FrameRange, Ops, Span, Time, seconds_range
 from ..errors import BuildError, SourceError
-from ..media.video import FpsSampler, STRangeSampler, UniformSampler
+from ..media.sampling import FpsSampler, STRangeSampler, UniformSampler
 from ..readers import load_json
 from ..sample import Media, Sample
 from ..templates import LETTERS, evaluate, fields_of, is_single_field, lookup, render

@@ -40,7 +40,8 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import BuildError, MediaError
 from ..media.images import normalize_image
-from ..media.video import FRAME_EXTENSIONS, UniformSampler, VideoInfo
+from ..media.sampling import UniformSampler, VideoInfo
+from ..media.video import FRAME_EXTENSIONS
 from ..readers import TarStream, get_reader, iter_tar_members, normalize_member
 from ..sample import Media, Provenance, Sample, Turn
 from ..synthetic import synthetic_image

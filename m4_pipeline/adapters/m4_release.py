@@ -39,7 +39,7 @@ from pathlib import Path
 from ..errors import BuildError
 from ..formats import from_record
 from ..media.images import encode_jpeg
-from ..media.video import UniformSampler
+from ..media.sampling import UniformSampler
 from ..readers import ArchiveSet, Part
 from ..readers.splitzip import write_split_zip
 from ..sample import Media, Provenance, Sample

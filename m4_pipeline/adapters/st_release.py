@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from ..formats import from_record
-from ..media.video import STRangeSampler
+from ..media.sampling import STRangeSampler
 from ..paths import AnnotationFileError
 from ..readers import get_reader
 from ..sample import Sample

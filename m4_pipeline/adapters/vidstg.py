@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ..coords import Box, Ops, Span, Time, Tube, frame_range, norm_box
 from ..errors import BuildError
-from ..media.video import STRangeSampler
+from ..media.sampling import STRangeSampler
 from ..readers import load_json
 from ..sample import Sample
 from ..synthetic import write_video

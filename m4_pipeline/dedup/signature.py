@@ -219,7 +219,7 @@ def _whole_video_slot(m: Media, max_frames: int) -> SlotHash:
     elif m.decoded is not None:
         pixels = [m.decoded[i] for i in pick]
     elif m.kind == "clip" and m.data:
-        from ..media.video import decode_clip
+        from ..media.clips import decode_clip
 
         decoded = decode_clip(m.data)
         pixels = [decoded[i] for i in pick if i < len(decoded)]

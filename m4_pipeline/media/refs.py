@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import MediaError
 from ..paths import SourceRoot
 from ..sample import Media
-from .video import decode_clip, frame_files, iter_frames, probe
+from .clips import decode_clip
+from .video import frame_files, iter_frames, probe
 
 VIDEO_KINDS = ("clip", "video")
 

@@ -1,6 +1,7 @@
-"""Video frame sampling: one class per strategy, and readers that decode only the chosen frames.
+"""Video decoding: readers that decode only the chosen frames (the samplers that choose them are
+in :mod:`.sampling`, clips of them in :mod:`.clips`).
 
-A sampler turns a :class:`VideoInfo` into source frame indices; :func:`iter_frames` decodes just
+:func:`iter_frames` decodes just the frames a sampler chose
 those frames, a few at a time (so memory does not grow with the video's length or the number of
 frames), from a video file (PyAV first, decord second, the ffmpeg CLI when neither can open it)
 or from a folder of pre-extracted frames (the LLaVA-Hound layout). Frame ``i`` is the i-th frame
@@ -25,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BuildError, MediaError
-from ..sample import Media, frame_span, frame_time
+from ..sample import Media, frame_time
 from .images import encode_jpeg
+from .sampling import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -40,111 +42,11 @@ DECORD_MAX_BYTES = 256 * 1024 * 1024
 SEEK_COST_FRAMES = 125  # frames an accurate seek decodes on average (half a typical 250-frame GOP)
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-
-    def provenance(self) -> str:
-        """The probe result as a provenance op: the frame count and rate every time conversion used."""
-        return f"video_probe: {self.num_frames} frames at {self.fps:g} fps, {self.width}x{self.height}"
-
-
 @dataclass
 class Frame:
     index: int
     timestamp: float
     pixels: np.ndarray  # H x W x 3 uint8
-
-
-# --- sampling strategies -------------------------------------------------------------------------
-
-
-class UniformSampler:
-    """N frames spread uniformly over the whole video: LLaVA's ``linspace(0, total-1, N)`` (int).
-
-    This is the rule of LLaVA-NeXT's loader for LLaVA-Hound frame folders (N = 10 there)."""
-
-    def __init__(self, num_frames: int):
-        if num_frames < 1:
-            raise ValueError("num_frames must be at least 1")
-        self.num_frames = num_frames
-
-    def indices(self, info: VideoInfo) -> list[int]:
-        return np.linspace(0, info.num_frames - 1, self.num_frames, dtype=int).tolist()
-
-
-class FpsSampler:
-    """LLaVA-NeXT's rule for video files: every ``round(avg_fps / video_fps)``-th frame; when that
-    gives more than ``frames_upbound`` frames (or ``force_sample``), ``frames_upbound`` uniform
-    frames by ``linspace(0, total-1, frames_upbound)`` instead."""
-
-    def __init__(self, video_fps: float = 1.0, frames_upbound: int = 32, force_sample: bool = False):
-        if video_fps <= 0:
-            raise ValueError("video_fps must be positive")
-        self.video_fps, self.frames_upbound, self.force_sample = video_fps, frames_upbound, force_sample
-
-    def indices(self, info: VideoInfo) -> list[int]:
-        step = max(1, round(info.fps / self.video_fps))
-        chosen = list(range(0, info.num_frames, step))
-        if self.frames_upbound > 0 and (len(chosen) > self.frames_upbound or self.force_sample):
-            chosen = np.linspace(0, info.num_frames - 1, self.frames_upbound, dtype=int).tolist()
-        return chosen
-
-
-class STRangeSampler:
-    """ST-Align's rule: exactly N (100) frames over [start, end], both endpoints included.
-
-    ``index_i = start + round(i / (N-1) * (end - start))`` with Python's round, as LLaVA-ST's
-    loader computes it; a range outside the video is an error."""
-
-    def __init__(self, start: int, end: int, num_frames: int = 100):
-        if end < start:
-            raise MediaError(f"frame range [{start}, {end}] ends before it starts", reason="invalid_annotation")
-        if num_frames < 2:
-            raise ValueError("num_frames must be at least 2")
-        self.start, self.end, self.num_frames = start, end, num_frames
-
-    def indices(self, info: VideoInfo) -> list[int]:
-        if self.start < 0 or self.end >= info.num_frames:
-            raise MediaError(
-                f"frame range [{self.start}, {self.end}] lies outside the video's {info.num_frames} frames",
-                reason="invalid_annotation",
-            )
-        duration = self.end - self.start + 1
-        n = self.num_frames
-        return [self.start + round((i / (n - 1)) * (duration - 1)) for i in range(n)]
-
-
-class ExplicitFrames:
-    """Frames given by their indices, in the order given."""
-
-    def __init__(self, frame_ids: list[int]):
-        self.frame_ids = [int(i) for i in frame_ids]
-
-    def indices(self, info: VideoInfo) -> list[int]:
-        bad = [i for i in self.frame_ids if not 0 <= i < info.num_frames]
-        if bad:
-            raise MediaError(
-                f"frame {bad[0]} is outside the video's {info.num_frames} frames", reason="invalid_annotation"
-            )
-        return list(self.frame_ids)
-
-
-class ExplicitTimestamps:
-    """Frames nearest to the given times in seconds (``round(t * fps)``), in the order given."""
-
-    def __init__(self, seconds: list[float]):
-        self.seconds = [float(s) for s in seconds]
-
-    def indices(self, info: VideoInfo) -> list[int]:
-        duration = info.num_frames / info.fps
-        bad = [s for s in self.seconds if not 0 <= s <= duration]
-        if bad:
-            raise MediaError(f"time {bad[0]} s is outside the video's {duration:.3f} s", reason="invalid_annotation")
-        return [min(info.num_frames - 1, round(s * info.fps)) for s in self.seconds]
 
 
 # --- probing and decoding ------------------------------------------------------------------------
@@ -235,58 +137,6 @@ def frame_media(frames: Iterable[Frame], *, one_slot: bool, max_side: int | None
         out.append(Media("frame", 0 if one_slot else i, encode_jpeg(pixels), "jpg", frame_index=f.index,
                          timestamp=f.timestamp, size=[pixels.shape[1], pixels.shape[0]], ops=ops))  # fmt: skip
     return out
-
-
-CLIP_CRF = 28  # x264 quality of clips: 100 frames at 384 px fit in a few hundred KB
-
-
-def clip_media(frames: list[Frame], *, max_side: int | None, fps: float, source_fps: float | None) -> Media:
-    """One H.264 mp4 holding exactly the sampled frames, in order (the ``clip`` media mode),
-    played at ``fps``; ``source_fps`` is the source's rate (its frames' times, see
-    :func:`frame_span`)."""
-    if not frames:
-        raise MediaError("no frames to put in a clip")
-    pixels = [fit(f.pixels, max_side) for f in frames]
-    if len({p.shape for p in pixels}) != 1:
-        raise MediaError("the sampled frames differ in size: no single clip can hold them")
-    h, w = pixels[0].shape[:2]
-    if h % 2 or w % 2:  # yuv420p needs even sizes
-        pixels = [np.ascontiguousarray(p[: h - h % 2, : w - w % 2]) for p in pixels]
-        h, w = h - h % 2, w - w % 2
-    data = encode_clip(pixels, fps=fps)
-    span = frame_span([f.index for f in frames], [f.timestamp for f in frames], source_fps)
-    media = Media("clip", 0, data, "mp4", size=[w, h], ops=[f"clip:h264:crf{CLIP_CRF}:{w}x{h}"], **span)
-    media.decoded = pixels  # the dedup signature hashes these instead of decoding the clip
-    return media
-
-
-def encode_clip(pixels: list[np.ndarray], *, fps: float = 10.0) -> bytes:
-    """Deterministic H.264 mp4 bytes (one thread, bit-exact container) of RGB frames."""
-    import tempfile
-
-    h, w = pixels[0].shape[:2]
-    with tempfile.TemporaryDirectory(prefix="m4clip-") as tmp:
-        out = Path(tmp) / "clip.mp4"
-        cmd = [ffmpeg_binary(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-preset", "medium", "-crf", str(CLIP_CRF),
-               "-pix_fmt", "yuv420p", "-threads", "1", "-bitexact", "-map_metadata", "-1", "-movflags", "+faststart",
-               str(out)]  # fmt: skip
-        done = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(p).tobytes() for p in pixels),
-                              capture_output=True)  # fmt: skip
-        if done.returncode:
-            raise MediaError(f"ffmpeg could not encode a clip: {done.stderr.decode(errors='replace')[-300:]}")
-        return out.read_bytes()
-
-
-def decode_clip(data: bytes) -> list[np.ndarray]:
-    """Every frame of a clip's bytes (RGB), in order."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="m4clip-") as tmp:
-        path = Path(tmp) / "clip.mp4"
-        path.write_bytes(data)
-        info = probe(path)
-        return [f.pixels for f in iter_frames(path, list(range(info.num_frames)), info)]
 
 
 def frame_times(path: Path, indices: list[int], info: VideoInfo) -> list[float]:

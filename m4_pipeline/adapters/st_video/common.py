@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...coords import FrameRange, Ops, Span, Time, seconds_range, seconds_to_frame
-from ...media.video import STRangeSampler, VideoInfo
+from ...media.sampling import STRangeSampler, VideoInfo
 from ...paths import confined_output
 from ...readers import get_reader
 from ...sample import Sample

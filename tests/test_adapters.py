@@ -86,6 +86,9 @@ def test_nlvr2_sample(miniatures):
     assert s.media[0].data[:2] == b"\xff\xd8" and s.media[0].ops == ["jpeg:95"]  # PNG source re-encoded
     padded = build_all("nlvr2", miniatures, splits=["dev"], pad_to_square=True)[0]
     assert padded.media[0].size == [320, 320] and padded.media[0].ops[-1] == "pad_to_square"
+    assert s.record["metadata"]["split"] == "dev" and s.record["metadata"]["task_instruction"] == ""
+    told = build_all("nlvr2", miniatures, splits=["dev"], task_instruction="Decide whether the statement is true.")
+    assert told[0].record["metadata"]["task_instruction"] == "Decide whether the statement is true."
 
 
 def test_nextqa_frames_are_uniform_with_indices(miniatures):
@@ -93,6 +96,8 @@ def test_nextqa_frames_are_uniform_with_indices(miniatures):
     assert [m.frame_index for m in s.media] == [0, 11, 22, 33, 44]  # linspace over 45 frames
     assert s.conversations[0].value.count("<image>") == 5 and s.conversations[1].value == "A"
     assert s.record["image"][1] == "nextqa/4010069381/frame_000011.jpg"
+    told = build_all("nextqa", miniatures, frames=5, task_instruction="Answer with the option's letter.")[0]
+    assert told.record["metadata"]["task_instruction"] == "Answer with the option's letter."
     by_fps = build_all("nextqa", miniatures, frames=32, frame_strategy="fps", video_fps=2.0)[0]
     assert [m.frame_index for m in by_fps.media] == list(range(0, 45, 15))  # every 30/2 = 15th frame
     assert [m.timestamp for m in by_fps.media] == [0.0, 0.5, 1.0]
@@ -106,6 +111,9 @@ def test_scanqa_views_carry_pose_and_intrinsics(miniatures):
     photos = build_all("scanqa", miniatures, views=3, view_source="frames")[0]
     assert [m.ops for m in photos.media] == [["frame:0"], ["frame:6"], ["frame:11"]]
     assert photos.media[0].size == [64, 48] and photos.media[0].pose == s.media[0].pose  # same trajectory poses
+    k = photos.media[0].intrinsics  # ScanNet's 1296x968 colour intrinsics, scaled to the 64x48 recorded frame
+    assert k[0][0] == pytest.approx(1170.19 * 64 / 1296) and k[1][1] == pytest.approx(1170.19 * 48 / 968)
+    assert k[0][2] == pytest.approx(647.75 * 64 / 1296) and k[1][2] == pytest.approx(483.75 * 48 / 968)
 
 
 def test_llava_mix_patches_record_their_grid(miniatures):

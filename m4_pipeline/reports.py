@@ -97,6 +97,7 @@ def write_reports(out_dir: Path, staging: Path, recipe: Recipe, files, final, st
         "decontamination": reports["decontamination_summary"],
         "shards": shards,
         "wall_seconds": round(wall, 3),
+        "phase_seconds": reports.get("phase_seconds", {}),  # start_and_list, process, dedup, final_pass, write
         "samples_per_second": round(totals["written"] / wall, 3) if wall > 0 else None,
         "driver_peak_rss_mb": round(peak_rss_mb(), 1),
         "data_roots": data_roots,  # where video references resolve (m4_pipeline.media.refs)

@@ -28,6 +28,9 @@ def test_demo_build_writes_all_five_sources(demo_build):
     assert sum(s["samples"] for s in index["shards"]) == 50
     assert all(s["samples"] <= 16 for s in index["shards"])  # rotated by count
     assert not (out / "_work").exists() and not list(out.glob("*.tmp"))
+    phases = manifest["phase_seconds"]  # where the wall time went, phase by phase
+    assert list(phases) == ["start_and_list", "process", "dedup", "final_pass", "write"]
+    assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= manifest["wall_seconds"]
 
 
 def test_shards_read_back_with_webdataset_and_validate(demo_build):

@@ -245,3 +245,50 @@ def test_two_node_token_cluster_survives_losing_its_worker_node(reference, minia
             if not os.path.exists(temp):
                 break
             time.sleep(0.5)
+
+
+def _scale_corpus(root: Path, n: int) -> Path:
+    """``n`` synthetic records in three real layouts (the scale benchmark's corpus): NLVR2 lines,
+    a LLaVA mix list and VidSTG sentences over VidOR videos, referenced (no pixels in shards)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import scale
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    scale.write_pools(root / "sources")
+    counts = scale.write_corpus(root / "sources", n)
+    recipe = root / "recipe.yaml"
+    recipe.write_text(scale.recipe_text("reference", 512, counts))
+    return recipe
+
+
+def test_ten_thousand_records_identical_on_one_and_two_cpus_and_after_a_sigkill(tmp_path):
+    """At 10K records (20 units, 5 shards): 2 CPUs with every sort on Ray, 1 CPU with the sorts in
+    the driver, and a 2-CPU build killed after 5 units then resumed give the same bytes."""
+    recipe = _scale_corpus(tmp_path, 10_000)
+    src = tmp_path / "sources"
+
+    def build(out: Path, *extra: str, env: dict | None = None) -> None:
+        proc = start_build(recipe, src, out, *extra, env=env)
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output[-3000:]
+
+    on_ray = {**os.environ, "M4_IN_PROCESS_ROWS": "0"}
+    build(tmp_path / "two", "--num-cpus", "2", env=on_ray)
+    reference = shard_bytes(tmp_path / "two")
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["totals"]["read"] == 10_000 and len(reference) >= 5
+    build(tmp_path / "one", "--num-cpus", "1")
+    assert shard_bytes(tmp_path / "one") == reference
+    assert (tmp_path / "one" / "index.json").read_text() == (tmp_path / "two" / "index.json").read_text()
+
+    out = tmp_path / "killed"
+    proc = start_build(recipe, src, out, "--num-cpus", "2")
+    wait_for(lambda: markers(out, "units") >= 5, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "index.json").exists()
+    build(out, "--resume", "--num-cpus", "2")
+    assert shard_bytes(out) == reference
+    for name in ("index.json", "quarantine.jsonl", "duplicates.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -14,6 +14,10 @@ On a 480p H.264 clip of ``--minutes`` (testsrc2, 30 fps, a key frame every 250 f
   accurately (``-ss`` before ``-i``); one process with one accurately seeking input per frame.
   The cheapest of the three is the baseline.
 
+A third table gives the CPU time of one ST sample (100 frames, max_side 384) in each media mode
+(frames, clip, reference) with the bytes it puts in a shard; frames mode is the baseline. The
+clip is synthetic (testsrc2): its H.264 size says little about real footage.
+
 Each ffmpeg output is checked to be the same frames as ours: every JPEG must be nearer (mean
 absolute difference) to our frame at that index than to its neighbours. Ratios are baseline /
 ours (above 1.0: we are faster), in CPU seconds (self and children, from getrusage) and in wall
@@ -46,8 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from m4_pipeline.media import video  # noqa: E402
+from m4_pipeline.media.clips import clip_media  # noqa: E402
 from m4_pipeline.media.images import encode_jpeg  # noqa: E402
-from m4_pipeline.media.video import STRangeSampler, UniformSampler, ffmpeg_binary, iter_frames, probe  # noqa: E402
+from m4_pipeline.media.sampling import STRangeSampler, UniformSampler  # noqa: E402
+from m4_pipeline.media.video import ffmpeg_binary, frame_media, iter_frames, probe  # noqa: E402
+from m4_pipeline.writer import file_sha256  # noqa: E402
 
 GOP = 250
 
@@ -55,7 +62,8 @@ CHILD = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
 from m4_pipeline.media.images import encode_jpeg
-from m4_pipeline.media.video import STRangeSampler, iter_frames, probe
+from m4_pipeline.media.video import iter_frames, probe
+from m4_pipeline.media.sampling import STRangeSampler
 path = {path!r}
 info = probe(path)
 indices = STRangeSampler(0, info.num_frames - 1).indices(info)
@@ -216,10 +224,42 @@ def main() -> None:
         print(f"\n{'frames':>6}  {'ffmpeg command':<28}{'CPU s':>7}{'wall s':>8}  same frames as ours")
         for n, name, c, w, ok in detail:
             print(f"{n:>6}  {name:<28}{c:>7.3f}{w:>8.3f}  {ok}")
+        media_modes(clip, args.repeat)
         if args.long_seconds:
             long_clips(work, args.long_seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sample_as(mode: str, path: Path) -> int:
+    """One ST video sample's media in ``mode`` (100 frames over the whole clip, max_side 384, as
+    the adapters make it); the bytes it puts in a shard."""
+    video._open_pyav.cache_clear()
+    video._open_decord.cache_clear()
+    info = probe(path)
+    indices = STRangeSampler(0, info.num_frames - 1).indices(info)
+    if mode == "reference":  # what a reference costs: the probe and the checksum, no pixel decoded
+        file_sha256(path)
+        return 0
+    frames = list(iter_frames(path, indices, info))
+    if mode == "clip":
+        return len(clip_media(frames, max_side=384, fps=10.0, source_fps=info.fps).data)
+    return sum(len(m.data) for m in frame_media(frames, one_slot=True, max_side=384))
+
+
+def media_modes(path: Path, repeat: int) -> None:
+    """CPU per ST sample (100 frames) in each media mode, one core; the baseline is frames mode
+    (JPEGs at 384, the default before reference and clip existed). Pixels in the shard: 0 for a
+    reference (its JSON description is ~600 bytes, see scale.py)."""
+    rows = {}
+    for mode in ("frames", "clip", "reference"):
+        runs = [timed(sample_as, mode, path) for _ in range(repeat)]
+        rows[mode] = (min(r[1] for r in runs), min(r[2] for r in runs), runs[0][0])
+    base = rows["frames"][0]
+    print(f"\nST sample, 100 frames of the clip at max_side 384 ({path.stat().st_size / 1e6:.0f} MB source)")
+    print(f"{'media mode':>10}{'CPU s':>8}{'wall s':>8}{'shard bytes':>13}{'CPU vs frames':>15}")
+    for mode, (c, w, size) in rows.items():
+        print(f"{mode:>10}{c:>8.3f}{w:>8.3f}{size:>13}{base / c:>14.1f}x")
 
 
 def long_clips(work: Path, seconds_list: list[int]) -> None:

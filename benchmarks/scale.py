@@ -11,9 +11,14 @@ and prints one line per N::
 ``driver_peak_rss_mb`` is the build driver's own peak (VmHWM, read by the driver at its end and
 written to the manifest); ``worker_peak_rss_mb`` the largest Ray worker seen by a sampler that
 polls the process table every 0.2 s. The last lines compare the largest N with the one before
-it: wall time per record and driver peak (the targets: within 1.2x and 1.3x).
+it: wall time per record and driver peak (the targets: within 1.2x and 1.3x). With several
+``--num-cpus`` values each N is built once per value and the scaling efficiency printed
+((rate at the most CPUs / rate at the fewest) / CPU ratio; target >= 90%); ``--mix`` sets the
+shares of the three sources (e.g. ``0 0 1``: ST video samples only, a per-media-type rate).
 
     python benchmarks/scale.py --records 10000 100000 1000000 --media reference
+    python benchmarks/scale.py --records 20000 --num-cpus 1 2
+    python benchmarks/scale.py --records 5000 --mix 0 0 1 --media clip
 """
 
 from __future__ import annotations
@@ -70,10 +75,14 @@ def write_pools(root: Path) -> None:
         path.write_text(json.dumps(ann))
 
 
-def write_corpus(root: Path, n: int, seed: int = 0) -> dict[str, int]:
-    """``n`` records: 45% NLVR2, 45% mix, 10% VidSTG sentences."""
+MIX = (0.45, 0.45, 0.10)  # shares of NLVR2 lines, mix entries and VidSTG sentences
+
+
+def write_corpus(root: Path, n: int, seed: int = 0, mix: tuple[float, float, float] = MIX) -> dict[str, int]:
+    """``n`` records: by default 45% NLVR2, 45% mix, 10% VidSTG sentences."""
     rng = random.Random(seed)
-    counts = {"nlvr2": int(n * 0.45), "mix": int(n * 0.45)}
+    total = sum(mix)
+    counts = {"nlvr2": int(n * mix[0] / total), "mix": int(n * mix[1] / total)}
     counts["vidstg"] = n - counts["nlvr2"] - counts["mix"]
     (root / "nlvr2" / "data").mkdir(parents=True, exist_ok=True)
     with open(root / "nlvr2" / "data" / "train.json", "w") as fh:
@@ -102,16 +111,18 @@ def write_corpus(root: Path, n: int, seed: int = 0) -> dict[str, int]:
     return counts
 
 
-def recipe_text(media: str, per_unit: int, vidstg_records: int) -> str:
+def recipe_text(media: str, per_unit: int, counts: dict[str, int]) -> str:
+    sources = {"nlvr2": "{name: nlvr2, adapter: nlvr2, path: nlvr2}",
+               "mix": "{name: mix, adapter: llava_mix, path: mix}",
+               "vidstg": f"{{name: vidstg, adapter: vidstg, path: vidstg, media: {media}, "
+                         f"sampling: 'first:{counts['vidstg']}'}}"}  # fmt: skip
+    lines = "".join(f"  - {block}\n" for name, block in sources.items() if counts[name])
     return f"""name: scale
 version: "1"
 output: {{shard_max_samples: 2000, shard_max_bytes: 512MB, records_per_unit: {per_unit}}}
 dedup: {{exact: true}}
 sources:
-  - {{name: nlvr2, adapter: nlvr2, path: nlvr2}}
-  - {{name: mix, adapter: llava_mix, path: mix}}
-  - {{name: vidstg, adapter: vidstg, path: vidstg, media: {media}, sampling: "first:{vidstg_records}"}}
-"""
+{lines}"""
 
 
 class WorkerPeak(threading.Thread):
@@ -133,12 +144,12 @@ class WorkerPeak(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def run(n: int, media: str, per_unit: int, workdir: Path, num_cpus: int | None) -> dict:
-    root = workdir / f"n{n}"
+def run(n: int, media: str, per_unit: int, workdir: Path, num_cpus: int | None, mix=MIX) -> dict:
+    root = workdir / f"n{n}-c{num_cpus or 0}"
     src, out = root / "sources", root / "shards"
     write_pools(src)
-    counts = write_corpus(src, n)
-    (root / "recipe.yaml").write_text(recipe_text(media, per_unit, counts["vidstg"]))
+    counts = write_corpus(src, n, mix=mix)
+    (root / "recipe.yaml").write_text(recipe_text(media, per_unit, counts))
     cmd = [sys.executable, "-m", "m4_pipeline.cli", "build", str(root / "recipe.yaml"), "--sources", str(src),
            "--out", str(out), "-q"] + (["--num-cpus", str(num_cpus)] if num_cpus else [])  # fmt: skip
     sampler = WorkerPeak()
@@ -150,7 +161,7 @@ def run(n: int, media: str, per_unit: int, workdir: Path, num_cpus: int | None) 
     if done.returncode:
         raise SystemExit(f"build of {n} records failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     manifest = json.loads((out / "manifest.json").read_text())
-    st = manifest["sources"]["vidstg"]
+    st = manifest["sources"].get("vidstg", {"written": 0})
     all_bytes = sum(s["bytes"] for s in manifest["shards"])
     written = manifest["totals"]["written"]
     return {
@@ -159,6 +170,7 @@ def run(n: int, media: str, per_unit: int, workdir: Path, num_cpus: int | None) 
         "worker_peak_rss_mb": sampler.peak / 2**20,
         "shard_bytes_per_sample": all_bytes / max(1, written),
         "st": {k: v / max(1, st["written"]) for k, v in st_sizes(out, "vidstg-").items()},
+        "num_cpus": num_cpus or os.cpu_count(), "phases": manifest.get("phase_seconds", {}),
         "st_written": st["written"], "written": written,
     }  # fmt: skip
 
@@ -189,29 +201,56 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--media", choices=["reference", "clip", "frames"], default="reference")
     parser.add_argument("--records-per-unit", type=int, default=512)
-    parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument(
+        "--num-cpus",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="Ray CPUs; several values build each N once per value and print the scaling",
+    )
+    parser.add_argument(
+        "--mix",
+        type=float,
+        nargs=3,
+        default=list(MIX),
+        metavar=("NLVR2", "MIX", "VIDSTG"),
+        help="shares of the three sources (default 0.45 0.45 0.10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the corpora and shards (in the temp folder)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="m4scale-"))
     results = []
     try:
-        for n in args.records:
-            r = run(n, args.media, args.records_per_unit, workdir, args.num_cpus)
+        for n, cpus in [(n, c) for n in args.records for c in args.num_cpus]:
+            r = run(n, args.media, args.records_per_unit, workdir, cpus, tuple(args.mix))
             results.append(r)
             print(f"records={r['records']} seconds={r['seconds']:.1f} records_per_s={r['records_per_s']:.1f} "
                   f"driver_peak_rss_mb={r['driver_peak_rss_mb']:.0f} worker_peak_rss_mb={r['worker_peak_rss_mb']:.0f} "
                   f"shard_bytes_per_sample={r['shard_bytes_per_sample']:.0f}", flush=True)  # fmt: skip
-            print(f"  ST video samples (STVG, {args.media}): {r['st_written']} written; per sample "
+            print(f"  on {r['num_cpus']} Ray CPUs; ST video samples (STVG, {args.media}): {r['st_written']} written; "
+                  f"per sample "
                   f"{r['st']['shard']:.0f} shard bytes, of its JSON {r['st']['record']:.0f} the released record "
                   f"and {r['st']['provenance']:.0f} the provenance (media description included)",
                   flush=True)  # fmt: skip
+            print("  phases (s): " + " ".join(f"{k}={v:.1f}" for k, v in r["phases"].items()), flush=True)
             if not args.keep:
-                shutil.rmtree(workdir / f"n{n}", ignore_errors=True)
+                shutil.rmtree(workdir / f"n{n}-c{cpus or 0}", ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    if len(results) >= 2:
-        a, b = results[-2], results[-1]
+    by_cpus = sorted({r["num_cpus"] for r in results})
+    for n in args.records:
+        rates = {r["num_cpus"]: r["records_per_s"] for r in results if r["records"] == n}
+        if len(rates) >= 2:
+            lo, hi = min(rates), max(rates)
+            eff = (rates[hi] / rates[lo]) / (hi / lo)
+            print(
+                f"scaling at {n} records, {lo} -> {hi} CPUs: {rates[lo]:.1f} -> {rates[hi]:.1f} records/s, "
+                f"efficiency {eff:.0%} (target >= 90%)"
+            )
+    sizes = [r for r in results if r["num_cpus"] == by_cpus[-1]]
+    if len(sizes) >= 2:
+        a, b = sizes[-2], sizes[-1]
         per = (b["seconds"] / b["records"]) / (a["seconds"] / a["records"])
         rss = b["driver_peak_rss_mb"] / a["driver_peak_rss_mb"]
         print(f"wall time per record, {b['records']} vs {a['records']}: {per:.2f}x (target <= 1.2x)")
@@ -219,7 +258,7 @@ def main() -> None:
             f"driver peak RSS, {b['records']} vs {a['records']}: {rss:.2f}x (target <= 1.3x); "
             f"at {b['records']}: {b['driver_peak_rss_mb']:.0f} MB (target < 2048)"
         )
-    print(f"cores: {os.cpu_count()}; media: {args.media}; records per unit: {args.records_per_unit}")
+    print(f"cores: {os.cpu_count()}; media: {args.media}; mix: {args.mix}; records per unit: {args.records_per_unit}")
 
 
 if __name__ == "__main__":

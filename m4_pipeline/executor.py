@@ -241,8 +241,7 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
     ctx.raise_original_map_exception = True  # a BuildError in a task reaches the driver as itself
 
     out_dir = out.folder
-    phases, mark = _phase_clock(started)
-    mark("start_and_list")  # Ray start-up (or joining a cluster) and the listing
+    marks = [("started", started), ("start_and_list", time.time())]  # Ray start-up (or joining) and the listing
     staging = out.staging(run)
     finished = completed_units(staging)
     roots = {name: Path(spec["root"]).resolve() for name, spec in specs.items()}
@@ -292,7 +291,7 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
             for row in _rows(ds):
                 summaries[row["unit_id"]] = dict(row)
                 bar.update(row["records"])
-    mark("process")
+    marks.append(("process", time.time()))
     files = [outcome_path(staging, u["unit_id"]) for u in units]
     ok_rows = sum(summaries[u["unit_id"]]["ok"] for u in units)
     in_process = ok_rows <= IN_PROCESS_ROWS
@@ -304,9 +303,9 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
             near_file = staging / "removed-near.parquet"
             pq.write_table(removal_table(near_removals), near_file)
             removal_files = [*removal_files, near_file]
-    mark("dedup")
+    marks.append(("dedup", time.time()))
     final = _final_pass(ray, recipe, staging, files, removal_files, in_process=in_process)
-    mark("final_pass")
+    marks.append(("final_pass", time.time()))
     stats = account(recipe, listing, units, summaries, final)
     names = final.shards  # the plans themselves stay in files: one is loaded at a time
     num_samples = num_samples_by_dataset({s: v["written"] for s, v in stats.items()}, recipe)
@@ -322,7 +321,11 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
     except BuildError:
         write_quarantine(out_dir, staging, files, final.collisions)
         raise
-    shards = [info for name in names if (info := completed_shard(out_dir, staging, plan_of(name)))]
+
+    def digest_of(name: str) -> str:  # asked only for a shard an earlier attempt finished
+        return plan_of(name).digest
+
+    shards = [info for name in names if (info := completed_shard(out_dir, staging, name, digest_of))]
     done_names = {s["name"] for s in shards}
     todo = [{"plan": name} for name in names if name not in done_names]
     if todo:
@@ -336,29 +339,16 @@ def _build(ray, recipe, sources_dir, specs, out, run, units, listing, inputs, *,
                 shards.append(dict(row))
                 bar.update(1)
     shards.sort(key=lambda s: s["name"])
-    mark("write")
+    marks.append(("write", time.time()))
     for stale in set(run.get("outputs", [])) - set(names) - set(OUTPUTS) - set(extra_outputs):
         (out_dir / stale).unlink(missing_ok=True)  # a shard an earlier attempt of this run planned, now gone
     out.remove_replaced(run)
     summary = contamination_summary(final.contamination, index) if index else {}
+    phases = {name: round(t - prev, 3) for (_, prev), (name, t) in zip(marks, marks[1:])}
     reports = {"near_duplicates": near_rows, "decontamination": final.contamination,
                "decontamination_summary": summary, "phase_seconds": phases}  # fmt: skip
     roots = {name: str(Path(spec["root"]).resolve()) for name, spec in specs.items()}
     return write_reports(out_dir, staging, recipe, files, final, stats, shards, started, reports, extra_outputs, roots)
-
-
-def _phase_clock(started: float):
-    """Seconds spent in each phase of the build (for the manifest): ``mark(name)`` closes the phase
-    that ran since the previous mark (the first since ``started``)."""
-    phases: dict[str, float] = {}
-    last = [started]
-
-    def mark(name: str) -> None:
-        now = time.time()
-        phases[name] = round(now - last[0], 3)
-        last[0] = now
-
-    return phases, mark
 
 
 # --- after every unit: exact duplicates, near duplicates, statuses and shard plans ---------------

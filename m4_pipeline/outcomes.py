@@ -284,25 +284,3 @@ def near_stage(files: list[Path], removal_files: list[Path], config) -> tuple[li
                              "reason": c["reason"], "fingerprint": r["fingerprint"], "source": r["source"],
                              "locator": r["locator"]})  # fmt: skip
     return clusters, removals
-
-
-# --- reports, streamed -------------------------------------------------------------------------
-
-
-def write_lines(path: Path, lines: Iterable[bytes], *, tmp_dir: Path) -> int:
-    """Write ``lines`` to ``path`` through a temporary file and a rename (never a truncated
-    report); return the bytes written."""
-    tmp = tmp_dir / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    size = 0
-    try:
-        with open(tmp, "wb") as fh:
-            for line in lines:
-                fh.write(line)
-                size += len(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return size

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
-from .outcomes import FinalPass, iter_outcome_rows, write_lines
+from .outcomes import FinalPass, iter_outcome_rows
 from .process import reconcile
 from .recipe import Recipe
-from .writer import ShardPlan, dump_json, write_atomic
+from .writer import ShardPlan, dump_json, write_atomic, write_lines
 
 OUTPUTS = ("manifest.json", "quarantine.jsonl", "duplicates.jsonl", "near_duplicates.jsonl",
            "decontamination.jsonl", "index.json")  # fmt: skip

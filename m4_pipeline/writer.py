@@ -13,7 +13,7 @@ import json
 import os
 import tarfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,16 +88,26 @@ def write_tar(
 def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
     """Write a small file under a temporary name, then rename: readers see all of it or nothing
     (a disk that fills up leaves the previous file, or none, never a truncated one)."""
+    write_lines(path, [data], tmp_dir=tmp_dir)
+
+
+def write_lines(path: Path, lines: Iterable[bytes], *, tmp_dir: Path | None = None) -> int:
+    """:func:`write_atomic` of a stream of byte strings (a report too large to join first);
+    return the bytes written."""
     tmp = _temporary(path, tmp_dir)
+    size = 0
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            for line in lines:
+                fh.write(line)
+                size += len(line)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return size
 
 
 def _temporary(path: Path, tmp_dir: Path | None = None) -> Path:
@@ -211,14 +221,14 @@ def shard_marker(staging_dir: Path, name: str) -> Path:
     return staging_dir / f"{name}.done.json"
 
 
-def completed_shard(out_dir: Path, staging_dir: Path, plan: ShardPlan) -> dict | None:
-    """The marker of a shard a previous run finished, if that run planned the same content and
-    the shard on disk still matches it."""
-    marker, shard = shard_marker(staging_dir, plan.name), out_dir / plan.name
+def completed_shard(out_dir: Path, staging_dir: Path, name: str, digest_of: Callable[[str], str]) -> dict | None:
+    """The marker of shard ``name`` if a previous run finished it, planned the same content
+    (``digest_of(name)``, asked only when there is a marker) and the shard on disk still matches."""
+    marker, shard = shard_marker(staging_dir, name), out_dir / name
     if not (marker.is_file() and shard.is_file()):
         return None
     info = json.loads(marker.read_text())
-    if info.get("plan") != plan.digest or file_sha256(shard) != info["sha256"]:
+    if info.get("plan") != digest_of(name) or file_sha256(shard) != info["sha256"]:
         return None
     return info
 
